@@ -1,0 +1,401 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/customize"
+	"github.com/kubegate/istio-gateway-operator/pkg/render"
+	"github.com/kubegate/istio-gateway-operator/pkg/ssa"
+)
+
+// GatewayReconciler provisions the resources behind each Gateway of the served class and
+// reports the outcome on the Gateway's status.
+type GatewayReconciler struct {
+	Client client.Client
+	// APIReader reads around the cache: ConfigMap contents, and objects the label-filtered
+	// cache cannot see, before the operator would create one of the same name.
+	APIReader  client.Reader
+	Recorder   recorder.EventRecorder
+	Options    Options
+	configMaps *configMapSource
+}
+
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways/finalizers,verbs=update
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=autoscaling,resources=horizontalpodautoscalers,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
+
+// outcome is what one reconcile learned, for the status it then writes.
+type outcome struct {
+	// invalid is set when the customizations cannot be used; nothing was applied.
+	invalid string
+	// conflict is set when a generated object's name is taken by an object not ours.
+	conflict string
+	// applyErr is set when the API server refused an apply or delete.
+	applyErr string
+	// findings are the customization parts dropped or adjusted.
+	findings []customize.Finding
+	// sources are the ConfigMaps whose customizations apply, lowest precedence first.
+	sources []string
+	// service is the generated Service as last seen, for addresses.
+	service *corev1.Service
+}
+
+// Reconcile renders the desired resources, applies those that differ from what the
+// operator last applied, and reports the result. Invalid customizations leave the
+// existing resources exactly as they were.
+func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	gw := &gatewayv1.Gateway{}
+	if err := r.Client.Get(ctx, req.NamespacedName, gw); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if !gw.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil
+	}
+	if string(gw.Spec.GatewayClassName) != r.Options.GatewayClassName {
+		// The Gateway moved to another class: what the operator generated must go.
+		return reconcile.Result{}, r.deleteGenerated(ctx, gw)
+	}
+	if !r.serves(gw) {
+		return reconcile.Result{}, nil
+	}
+	gc := &gatewayv1.GatewayClass{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.Options.GatewayClassName}, gc); err != nil {
+		// The GatewayClass reconciler creates it; its event brings every Gateway back.
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	if gc.Spec.ControllerName != v1alpha1.ControllerName {
+		return reconcile.Result{}, nil
+	}
+
+	out, err := r.provision(ctx, gw, gc)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.writeStatus(ctx, gw, out); err != nil {
+		return reconcile.Result{}, err
+	}
+	if out.applyErr != "" {
+		return reconcile.Result{}, errors.New(out.applyErr)
+	}
+	return reconcile.Result{}, nil
+}
+
+// serves reports whether this instance's revision owns the Gateway.
+func (r *GatewayReconciler) serves(gw *gatewayv1.Gateway) bool {
+	rev, labelled := gw.Labels[v1alpha1.RevisionLabel]
+	return !labelled || rev == r.Options.Revision
+}
+
+func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass) (*outcome, error) {
+	out := &outcome{}
+	layers, err := r.customizations(ctx, gw, gc, out)
+	if err != nil {
+		return nil, err
+	}
+	if out.invalid != "" {
+		return out, r.observeService(ctx, gw, out)
+	}
+	desired, err := render.Render(render.Inputs{
+		Gateway:         gw,
+		Revision:        r.Options.Revision,
+		SystemNamespace: r.Options.SystemNamespace,
+		ProxyImage:      r.Options.ProxyImage,
+		Layers:          layers,
+	})
+	if err != nil {
+		if !customize.IsInvalid(err) {
+			return nil, fmt.Errorf("rendering resources of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
+		}
+		out.invalid = err.Error()
+		return out, r.observeService(ctx, gw, out)
+	}
+	out.findings = append(out.findings, desired.Adjustments...)
+	return out, r.apply(ctx, gw, desired, out)
+}
+
+// customizations loads the class-level and Gateway-level ConfigMaps, lowest precedence
+// first. A reference the user must fix is recorded in out.invalid, not returned.
+func (r *GatewayReconciler) customizations(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass, out *outcome) ([]*customize.Set, error) {
+	var refs []types.NamespacedName
+	defaults, err := resolveClassDefaults(ctx, r.Client, gc, r.Options.SystemNamespace)
+	if err != nil {
+		return nil, err
+	}
+	if defaults.Problem != "" {
+		out.invalid = defaults.Problem
+		return nil, nil
+	}
+	if defaults.Ref != nil {
+		refs = append(refs, *defaults.Ref)
+	}
+	if infra := gw.Spec.Infrastructure; infra != nil && infra.ParametersRef != nil {
+		ref := infra.ParametersRef
+		if ref.Group != "" || ref.Kind != "ConfigMap" {
+			out.invalid = fmt.Sprintf("parametersRef %s/%s %s is not supported; only group \"\" kind ConfigMap is", ref.Group, ref.Kind, ref.Name)
+			return nil, nil
+		}
+		refs = append(refs, types.NamespacedName{Namespace: gw.Namespace, Name: ref.Name})
+	}
+	var layers []*customize.Set
+	for i, ref := range refs {
+		set, err := r.configMaps.Load(ctx, ref)
+		var missing *missingParametersError
+		switch {
+		case errors.As(err, &missing):
+			level := "Gateway parametersRef"
+			if i == 0 && defaults.Ref != nil {
+				level = "GatewayClass " + gc.Name + " defaults"
+			}
+			out.invalid = fmt.Sprintf("%s: %v", level, err)
+			return nil, nil
+		case customize.IsInvalid(err):
+			out.invalid = err.Error()
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+		layers = append(layers, set)
+		out.sources = append(out.sources, ref.String())
+		out.findings = append(out.findings, set.Findings...)
+	}
+	return layers, nil
+}
+
+// generatedKind is what the reconciler needs to know about one kind it generates.
+type generatedKind struct {
+	name string
+	// newObject returns an empty typed object of the kind.
+	newObject func() client.Object
+	// applyConfiguration converts a rendered object into its apply configuration.
+	applyConfiguration func(obj any) (runtime.ApplyConfiguration, error)
+}
+
+func kindOf[T any, PT interface {
+	*T
+	client.Object
+}, AC any, PAC interface {
+	*AC
+	runtime.ApplyConfiguration
+}](name string) generatedKind {
+	return generatedKind{
+		name:      name,
+		newObject: func() client.Object { return PT(new(T)) },
+		applyConfiguration: func(obj any) (runtime.ApplyConfiguration, error) {
+			ac, err := ssa.ApplyConfiguration[AC](obj)
+			if err != nil {
+				return nil, err
+			}
+			return PAC(ac), nil
+		},
+	}
+}
+
+var (
+	serviceAccountKind = kindOf[corev1.ServiceAccount, *corev1.ServiceAccount, corev1ac.ServiceAccountApplyConfiguration, *corev1ac.ServiceAccountApplyConfiguration]("ServiceAccount")
+	deploymentKind     = kindOf[appsv1.Deployment, *appsv1.Deployment, appsv1ac.DeploymentApplyConfiguration, *appsv1ac.DeploymentApplyConfiguration]("Deployment")
+	serviceKind        = kindOf[corev1.Service, *corev1.Service, corev1ac.ServiceApplyConfiguration, *corev1ac.ServiceApplyConfiguration]("Service")
+	hpaKind            = kindOf[autoscalingv2.HorizontalPodAutoscaler, *autoscalingv2.HorizontalPodAutoscaler, autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration, *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration]("HorizontalPodAutoscaler")
+	pdbKind            = kindOf[policyv1.PodDisruptionBudget, *policyv1.PodDisruptionBudget, policyv1ac.PodDisruptionBudgetApplyConfiguration, *policyv1ac.PodDisruptionBudgetApplyConfiguration]("PodDisruptionBudget")
+
+	generatedKinds = []generatedKind{serviceAccountKind, deploymentKind, serviceKind, hpaKind, pdbKind}
+)
+
+// desiredObject pairs a kind with its rendered object; a nil object must not exist.
+type desiredObject struct {
+	kind   generatedKind
+	object client.Object
+}
+
+func desiredObjects(res *render.Resources) []desiredObject {
+	orNil := func(present bool, o client.Object) client.Object {
+		if !present {
+			return nil
+		}
+		return o
+	}
+	return []desiredObject{
+		{serviceAccountKind, orNil(res.ServiceAccount != nil, res.ServiceAccount)},
+		{deploymentKind, orNil(res.Deployment != nil, res.Deployment)},
+		{serviceKind, orNil(res.Service != nil, res.Service)},
+		{hpaKind, orNil(res.HorizontalPodAutoscaler != nil, res.HorizontalPodAutoscaler)},
+		{pdbKind, orNil(res.PodDisruptionBudget != nil, res.PodDisruptionBudget)},
+	}
+}
+
+// apply brings every generated object to its desired state. Objects whose name is taken by
+// something the operator did not create stop the whole apply before any write.
+func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, res *render.Resources, out *outcome) error {
+	logger := log.FromContext(ctx)
+	name := types.NamespacedName{Namespace: gw.Namespace, Name: render.Name(gw.Name)}
+	objects := desiredObjects(res)
+	live := make([]client.Object, len(objects))
+	var conflicts []string
+	for i, d := range objects {
+		obj, err := r.current(ctx, d.kind, name)
+		if err != nil {
+			return err
+		}
+		if obj != nil && !generatedFor(obj, gw) {
+			if d.object != nil {
+				conflicts = append(conflicts, fmt.Sprintf("%s %s", d.kind.name, name))
+			}
+			obj = nil
+		}
+		live[i] = obj
+	}
+	if len(conflicts) > 0 {
+		out.conflict = fmt.Sprintf("%s already exist and are not managed by %s (no %s label or owner reference to this Gateway); delete or rename them",
+			strings.Join(conflicts, ", "), v1alpha1.ManagedLabelValue, v1alpha1.ManagedLabel)
+		return r.observeService(ctx, gw, out)
+	}
+	var failures []string
+	for i, d := range objects {
+		if d.object == nil {
+			if live[i] == nil {
+				continue
+			}
+			logger.Info("Deleting generated object no customization asks for", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name))
+			if err := r.Client.Delete(ctx, live[i], client.Preconditions{UID: new(live[i].GetUID())}); client.IgnoreNotFound(err) != nil {
+				failures = append(failures, fmt.Sprintf("deleting %s %s: %v", d.kind.name, name, err))
+			}
+			continue
+		}
+		ac, err := d.kind.applyConfiguration(d.object)
+		if err != nil {
+			return fmt.Errorf("converting %s %s: %w", d.kind.name, name, err)
+		}
+		if live[i] != nil {
+			owned, err := ssa.Owned(live[i], v1alpha1.FieldManager)
+			if err != nil {
+				return fmt.Errorf("reading managed fields of %s %s: %w", d.kind.name, name, err)
+			}
+			if same, err := ssa.Equal(ac, owned); err != nil {
+				return err
+			} else if same {
+				if d.kind.name == serviceKind.name {
+					out.service = live[i].(*corev1.Service)
+				}
+				continue
+			}
+		}
+		logger.V(1).Info("Applying generated object", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name))
+		if err := r.Client.Apply(ctx, ac, client.FieldOwner(v1alpha1.FieldManager), client.ForceOwnership); err != nil {
+			if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) {
+				failures = append(failures, fmt.Sprintf("applying %s %s: %v", d.kind.name, name, err))
+				continue
+			}
+			return fmt.Errorf("applying %s %s: %w", d.kind.name, name, err)
+		}
+		if d.kind.name == serviceKind.name {
+			if svc, ok := live[i].(*corev1.Service); ok {
+				out.service = svc
+			}
+		}
+	}
+	if len(failures) > 0 {
+		out.applyErr = strings.Join(failures, "; ")
+	}
+	return nil
+}
+
+// current returns the object of a generated name as the cluster has it, or nil. The cache
+// only holds objects with the managed label, so a miss is confirmed with a live read
+// before the name is taken.
+func (r *GatewayReconciler) current(ctx context.Context, kind generatedKind, name types.NamespacedName) (client.Object, error) {
+	obj := kind.newObject()
+	err := r.Client.Get(ctx, name, obj)
+	if err == nil {
+		return obj, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("reading %s %s: %w", kind.name, name, err)
+	}
+	obj = kind.newObject()
+	if err := r.APIReader.Get(ctx, name, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading %s %s: %w", kind.name, name, err)
+	}
+	return obj, nil
+}
+
+// generatedFor reports whether the operator created obj for this Gateway: it carries the
+// managed label or a controller reference to the Gateway.
+func generatedFor(obj client.Object, gw *gatewayv1.Gateway) bool {
+	if obj.GetLabels()[v1alpha1.ManagedLabel] == v1alpha1.ManagedLabelValue {
+		return true
+	}
+	if ref := metav1.GetControllerOf(obj); ref != nil && ref.UID == gw.UID {
+		return true
+	}
+	return false
+}
+
+// observeService records the generated Service as it is, when nothing was applied, so that
+// the addresses stay reported.
+func (r *GatewayReconciler) observeService(ctx context.Context, gw *gatewayv1.Gateway, out *outcome) error {
+	svc := &corev1.Service{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: gw.Namespace, Name: render.Name(gw.Name)}, svc)
+	switch {
+	case err == nil:
+		if generatedFor(svc, gw) {
+			out.service = svc
+		}
+		return nil
+	case apierrors.IsNotFound(err):
+		return nil
+	default:
+		return fmt.Errorf("reading Service %s/%s: %w", gw.Namespace, render.Name(gw.Name), err)
+	}
+}
+
+// deleteGenerated deletes the objects generated for a Gateway.
+func (r *GatewayReconciler) deleteGenerated(ctx context.Context, gw *gatewayv1.Gateway) error {
+	name := types.NamespacedName{Namespace: gw.Namespace, Name: render.Name(gw.Name)}
+	for _, kind := range generatedKinds {
+		obj := kind.newObject()
+		if err := r.Client.Get(ctx, name, obj); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return fmt.Errorf("reading %s %s: %w", kind.name, name, err)
+		}
+		if ref := metav1.GetControllerOf(obj); ref == nil || ref.UID != gw.UID {
+			continue
+		}
+		log.FromContext(ctx).Info("Deleting generated object of a Gateway that left the class", "kind", kind.name, "object", klogRef(name.Namespace, name.Name))
+		if err := r.Client.Delete(ctx, obj, client.Preconditions{UID: new(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting %s %s: %w", kind.name, name, err)
+		}
+	}
+	return nil
+}

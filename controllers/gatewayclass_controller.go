@@ -1,0 +1,158 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/status"
+)
+
+// GatewayClassReconciler keeps the served GatewayClass present and accepted, and creates
+// the class defaults ConfigMap once per GatewayClass incarnation.
+type GatewayClassReconciler struct {
+	Client   client.Client
+	Recorder recorder.EventRecorder
+	Options  Options
+
+	// defaultsEnsured holds the UIDs of GatewayClasses whose defaults ConfigMap has been
+	// created or found: a deleted ConfigMap comes back only with a restart or a new class.
+	defaultsEnsured sync.Map
+}
+
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile ensures the served class exists, records its defaults resolution and accepts it.
+func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	logger := log.FromContext(ctx)
+	gc := &gatewayv1.GatewayClass{}
+	if err := r.Client.Get(ctx, req.NamespacedName, gc); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return reconcile.Result{}, fmt.Errorf("reading GatewayClass %s: %w", req.Name, err)
+		}
+		logger.Info("Creating GatewayClass", "gatewayClass", req.Name)
+		gc = &gatewayv1.GatewayClass{
+			ObjectMeta: metav1.ObjectMeta{Name: req.Name},
+			Spec:       gatewayv1.GatewayClassSpec{ControllerName: v1alpha1.ControllerName},
+		}
+		if err := r.Client.Create(ctx, gc, client.FieldOwner(v1alpha1.FieldManager)); err != nil && !apierrors.IsAlreadyExists(err) {
+			return reconcile.Result{}, fmt.Errorf("creating GatewayClass %s: %w", req.Name, err)
+		}
+		// The creation event brings the class back here to be accepted.
+		return reconcile.Result{}, nil
+	}
+	if gc.Spec.ControllerName != v1alpha1.ControllerName || !gc.DeletionTimestamp.IsZero() {
+		return reconcile.Result{}, nil
+	}
+	if _, done := r.defaultsEnsured.Load(gc.UID); !done {
+		if err := r.ensureDefaultsConfigMap(ctx, gc); err != nil {
+			return reconcile.Result{}, err
+		}
+		r.defaultsEnsured.Store(gc.UID, true)
+	}
+	defaults, err := resolveClassDefaults(ctx, r.Client, gc, r.Options.SystemNamespace)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, r.writeStatus(ctx, gc, defaults)
+}
+
+func (r *GatewayClassReconciler) ensureDefaultsConfigMap(ctx context.Context, gc *gatewayv1.GatewayClass) error {
+	cm := defaultClassConfigMap(gc.Name, r.Options.SystemNamespace)
+	err := r.Client.Create(ctx, cm, client.FieldOwner(v1alpha1.FieldManager))
+	switch {
+	case err == nil:
+		log.FromContext(ctx).Info("Created class defaults ConfigMap", "configMap", klogRef(cm.Namespace, cm.Name))
+		return nil
+	case apierrors.IsAlreadyExists(err):
+		return nil
+	default:
+		return fmt.Errorf("creating ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+}
+
+// classConditions is the class's status as pure data, for tests and for writeStatus.
+func classConditions(gc *gatewayv1.GatewayClass, defaults classDefaults) []metav1.Condition {
+	accepted := status.Condition(string(gatewayv1.GatewayClassConditionStatusAccepted), true,
+		string(gatewayv1.GatewayClassReasonAccepted), "Handled by istio-gateway-operator", gc.Generation)
+	if defaults.Problem != "" {
+		accepted = status.Condition(string(gatewayv1.GatewayClassConditionStatusAccepted), false,
+			string(gatewayv1.GatewayClassReasonInvalidParameters), defaults.Problem, gc.Generation)
+	}
+	resolved := status.Condition(status.ConditionClassDefaultsResolved, true, status.ReasonResolved, "No class defaults ConfigMap", gc.Generation)
+	switch {
+	case defaults.Problem != "":
+		resolved = status.Condition(status.ConditionClassDefaultsResolved, false, status.ReasonInvalidParameters, defaults.Problem, gc.Generation)
+	case len(defaults.Ignored) > 0:
+		ignored := make([]string, 0, len(defaults.Ignored))
+		for _, n := range defaults.Ignored {
+			ignored = append(ignored, n.String())
+		}
+		resolved = status.Condition(status.ConditionClassDefaultsResolved, false, status.ReasonMultipleDefaults,
+			fmt.Sprintf("Using ConfigMap %s, the oldest labelled %s=%s; ignoring %s", defaults.Ref, v1alpha1.DefaultsForClassLabel, gc.Name, strings.Join(ignored, ", ")),
+			gc.Generation)
+	case defaults.Ref != nil:
+		resolved = status.Condition(status.ConditionClassDefaultsResolved, true, status.ReasonResolved, "Using ConfigMap "+defaults.Ref.String(), gc.Generation)
+	}
+	return []metav1.Condition{accepted, resolved}
+}
+
+func (r *GatewayClassReconciler) writeStatus(ctx context.Context, gc *gatewayv1.GatewayClass, defaults classDefaults) error {
+	desired := status.MergeConditions(gc.Status.Conditions, classConditions(gc, defaults), metav1.Now())
+	if status.ConditionsUpToDate(gc.Status.Conditions, desired) {
+		return nil
+	}
+	ac := gatewayv1ac.GatewayClass(gc.Name).WithStatus(gatewayv1ac.GatewayClassStatus())
+	for _, c := range desired {
+		ac.Status.WithConditions(conditionAC(c))
+	}
+	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(v1alpha1.FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("writing status of GatewayClass %s: %w", gc.Name, err)
+	}
+	prev := meta.FindStatusCondition(gc.Status.Conditions, status.ConditionClassDefaultsResolved)
+	if now := desired[1]; now.Status == metav1.ConditionFalse && (prev == nil || prev.Message != now.Message) {
+		r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, now.Reason, "ResolveClassDefaults", "%s", now.Message)
+	}
+	return nil
+}
+
+// SetupWithManager watches the served class and the ConfigMaps labelled for it.
+func (r *GatewayClassReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	served := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == r.Options.GatewayClassName })
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("gatewayclass").
+		For(&gatewayv1.GatewayClass{}, builder.WithPredicates(served)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.classForDefaultsConfigMap)).
+		WatchesRawSource(startupSource(r.Options.GatewayClassName)).
+		Complete(r)
+}
+
+// classForDefaultsConfigMap maps a ConfigMap labelled for the served class to that class,
+// so that adding a second one is reported.
+func (r *GatewayClassReconciler) classForDefaultsConfigMap(_ context.Context, o client.Object) []reconcile.Request {
+	if o.GetNamespace() != r.Options.SystemNamespace || o.GetLabels()[v1alpha1.DefaultsForClassLabel] != r.Options.GatewayClassName {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: r.Options.GatewayClassName}}}
+}

@@ -1,0 +1,66 @@
+// Package controllers wires the operator's reconcilers: what they watch, what they read and
+// write, and the status they report. The decisions themselves live in pkg/.
+package controllers
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+)
+
+// DefaultProxyImage is the proxy of the default revision (Istio 1.26, as asm-1-26 ships).
+const DefaultProxyImage = "docker.io/istio/proxyv2:1.26.3"
+
+// Options are the operator's own settings, shared by its reconcilers.
+type Options struct {
+	// GatewayClassName is the one class this instance serves.
+	GatewayClassName string
+	// SystemNamespace holds istiod and the class-level defaults ConfigMap.
+	SystemNamespace string
+	// Revision is the control-plane revision this instance serves; empty is "default".
+	Revision string
+	// ProxyImage is the image of the revision's gateway proxy.
+	ProxyImage string
+}
+
+// CacheOptions keep the operator's memory proportional to its own objects: generated
+// resources are cached only when they carry the managed label, and ConfigMaps and
+// Namespaces only as trimmed metadata (ConfigMap contents are read on demand).
+func CacheOptions(_ Options) cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedLabel: v1alpha1.ManagedLabelValue})
+	strip := cache.TransformStripManagedFields()
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			&appsv1.Deployment{}:                      {Label: managed},
+			&corev1.Service{}:                         {Label: managed},
+			&corev1.ServiceAccount{}:                  {Label: managed},
+			&autoscalingv2.HorizontalPodAutoscaler{}: {Label: managed},
+			&policyv1.PodDisruptionBudget{}:           {Label: managed},
+			&corev1.ConfigMap{}:                       {Transform: trimToIdentity},
+			&corev1.Namespace{}:                       {Transform: trimToIdentity},
+			&gatewayv1.Gateway{}:                      {Transform: strip},
+			&gatewayv1.GatewayClass{}:                 {Transform: strip},
+			&gatewayv1.HTTPRoute{}:                    {Transform: strip},
+		},
+	}
+}
+
+// trimToIdentity keeps what the operator needs of a ConfigMap or Namespace in its cache:
+// name, namespace, labels, resourceVersion and creation time.
+func trimToIdentity(in any) (any, error) {
+	if obj, ok := in.(*metav1.PartialObjectMetadata); ok {
+		obj.ManagedFields = nil
+		obj.Annotations = nil
+		obj.OwnerReferences = nil
+		obj.Finalizers = nil
+	}
+	return in, nil
+}

@@ -1,0 +1,120 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+)
+
+// Field indexes: each lets a watch event find exactly the Gateways it concerns.
+const (
+	// GatewayClassIndex indexes Gateways by spec.gatewayClassName.
+	GatewayClassIndex = "spec.gatewayClassName"
+	// GatewayParametersIndex indexes Gateways by the "namespace/name" of the ConfigMap their
+	// spec.infrastructure.parametersRef names.
+	GatewayParametersIndex = "spec.infrastructure.parametersRef"
+	// HTTPRouteParentIndex indexes HTTPRoutes by the "namespace/name" of each Gateway in
+	// their parentRefs.
+	HTTPRouteParentIndex = "spec.parentRefs.gateway"
+)
+
+// EventRecorderName is the reporting controller of the operator's Events.
+const EventRecorderName = "istio-gateway-operator"
+
+// SetupWithManager registers the indexes and both reconcilers.
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	ctx := context.Background()
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(ctx, &gatewayv1.Gateway{}, GatewayClassIndex, gatewayClassKey); err != nil {
+		return fmt.Errorf("indexing Gateways by class: %w", err)
+	}
+	if err := indexer.IndexField(ctx, &gatewayv1.Gateway{}, GatewayParametersIndex, gatewayParametersKey); err != nil {
+		return fmt.Errorf("indexing Gateways by parametersRef: %w", err)
+	}
+	if err := indexer.IndexField(ctx, &gatewayv1.HTTPRoute{}, HTTPRouteParentIndex, httpRouteParentKeys); err != nil {
+		return fmt.Errorf("indexing HTTPRoutes by parent: %w", err)
+	}
+	rec := mgr.GetEventRecorder(EventRecorderName)
+	classes := &GatewayClassReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}
+	if err := classes.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the GatewayClass controller: %w", err)
+	}
+	gateways := &GatewayReconciler{
+		Client:     mgr.GetClient(),
+		APIReader:  mgr.GetAPIReader(),
+		Recorder:   rec,
+		Options:    opts,
+		configMaps: newConfigMapSource(mgr.GetClient(), mgr.GetAPIReader()),
+	}
+	if err := gateways.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the Gateway controller: %w", err)
+	}
+	return nil
+}
+
+func gatewayClassKey(o client.Object) []string {
+	return []string{string(o.(*gatewayv1.Gateway).Spec.GatewayClassName)}
+}
+
+func gatewayParametersKey(o client.Object) []string {
+	gw := o.(*gatewayv1.Gateway)
+	if gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
+		return nil
+	}
+	ref := gw.Spec.Infrastructure.ParametersRef
+	if ref.Group != "" || ref.Kind != "ConfigMap" {
+		return nil
+	}
+	return []string{gw.Namespace + "/" + ref.Name}
+}
+
+func httpRouteParentKeys(o client.Object) []string {
+	route := o.(*gatewayv1.HTTPRoute)
+	var keys []string
+	for _, ref := range route.Spec.ParentRefs {
+		if (ref.Group != nil && *ref.Group != gatewayv1.GroupName) || (ref.Kind != nil && *ref.Kind != "Gateway") {
+			continue
+		}
+		ns := route.Namespace
+		if ref.Namespace != nil {
+			ns = string(*ref.Namespace)
+		}
+		keys = append(keys, ns+"/"+string(ref.Name))
+	}
+	return keys
+}
+
+// SetupWithManager watches Gateways of any class (a Gateway leaving the class must be
+// cleaned up), the generated objects, and everything a Gateway's resources or status
+// depend on, each through a map function that finds exactly the Gateways concerned.
+func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	gatewayChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})
+	specChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("gateway").
+		For(&gatewayv1.Gateway{}, builder.WithPredicates(gatewayChanged)).
+		Owns(&corev1.ServiceAccount{}, builder.WithPredicates(specChanged)).
+		Owns(&appsv1.Deployment{}, builder.WithPredicates(specChanged)).
+		// Service status carries the load balancer's address.
+		Owns(&corev1.Service{}).
+		Owns(&autoscalingv2.HorizontalPodAutoscaler{}, builder.WithPredicates(specChanged)).
+		Owns(&policyv1.PodDisruptionBudget{}, builder.WithPredicates(specChanged)).
+		Watches(&gatewayv1.GatewayClass{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfClass)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForConfigMap)).
+		Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(gatewaysOfRoute)).
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysSelectingNamespaces),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Complete(r)
+}
+

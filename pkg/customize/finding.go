@@ -1,0 +1,59 @@
+package customize
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+)
+
+// Finding is one part of a customization that was not applied as written, kept so that the
+// user can be told exactly which field of which ConfigMap was refused and why.
+type Finding struct {
+	// Source names the ConfigMap, as "namespace/name"; empty for a merged result.
+	Source string
+	// Key is the data key; empty when the finding is about the key itself.
+	Key string
+	// Path is the dotted field path inside the fragment, or the data key itself.
+	Path string
+	// Problem completes the sentence that starts with the path.
+	Problem string
+}
+
+// String reads as "data.deployment: spec.template.spec.hostNetwork is not allowed; ...".
+func (f Finding) String() string {
+	switch {
+	case f.Key == "":
+		return fmt.Sprintf("data.%s %s", f.Path, f.Problem)
+	case f.Path == "":
+		return fmt.Sprintf("data.%s: %s", f.Key, f.Problem)
+	default:
+		return fmt.Sprintf("data.%s: %s %s", f.Key, f.Path, f.Problem)
+	}
+}
+
+// Describe prefixes the finding with the ConfigMap it came from, for status and events
+// where several ConfigMaps contribute.
+func (f Finding) Describe() string {
+	if f.Source == "" {
+		return f.String()
+	}
+	return fmt.Sprintf("ConfigMap %s %s", f.Source, f.String())
+}
+
+// JoinFindings renders findings for one message, in order, separated by "; ".
+func JoinFindings(findings []Finding) string {
+	parts := make([]string, 0, len(findings))
+	for _, f := range findings {
+		parts = append(parts, f.Describe())
+	}
+	return strings.Join(parts, "; ")
+}
+
+func unknownKeyFinding(source, key string) Finding {
+	known := make([]string, 0, len(v1alpha1.DataKeys))
+	for _, k := range v1alpha1.DataKeys {
+		known = append(known, string(k))
+	}
+	return Finding{Source: source, Path: key, Problem: "is not a customization key; known keys: " + strings.Join(known, ", ")}
+}

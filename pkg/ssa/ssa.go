@@ -1,0 +1,104 @@
+// Package ssa converts rendered objects into server-side apply configurations and decides,
+// without an API call, whether an apply would change anything: the fields this operator
+// owns on the live object (from its managedFields) are compared with what it would send.
+package ssa
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
+)
+
+// ApplyConfiguration converts a rendered object into the apply configuration of its kind,
+// without status or server-populated metadata, so that only fields the operator has an
+// opinion on are sent and owned.
+func ApplyConfiguration[AC any](obj any) (*AC, error) {
+	m, err := sendable(obj)
+	if err != nil {
+		return nil, err
+	}
+	js, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T: %w", obj, err)
+	}
+	ac := new(AC)
+	if err := json.Unmarshal(js, ac); err != nil {
+		return nil, fmt.Errorf("decoding %T into %T: %w", obj, ac, err)
+	}
+	return ac, nil
+}
+
+func sendable(obj any) (map[string]any, error) {
+	js, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T: %w", obj, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(js, &m); err != nil {
+		return nil, fmt.Errorf("decoding %T: %w", obj, err)
+	}
+	delete(m, "status")
+	if meta, ok := m["metadata"].(map[string]any); ok {
+		for _, k := range []string{"creationTimestamp", "resourceVersion", "uid", "generation", "managedFields", "selfLink"} {
+			delete(meta, k)
+		}
+	}
+	return m, nil
+}
+
+// Equal reports whether two apply configurations send the same fields and values; it
+// compares their JSON, which is what the API server would receive.
+func Equal(a, b any) (bool, error) {
+	am, err := normalized(a)
+	if err != nil {
+		return false, err
+	}
+	bm, err := normalized(b)
+	if err != nil {
+		return false, err
+	}
+	return reflect.DeepEqual(am, bm), nil
+}
+
+func normalized(v any) (any, error) {
+	js, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T: %w", v, err)
+	}
+	var out any
+	if err := json.Unmarshal(js, &out); err != nil {
+		return nil, fmt.Errorf("decoding %T: %w", v, err)
+	}
+	if m, ok := out.(map[string]any); ok {
+		delete(m, "status")
+	}
+	return out, nil
+}
+
+// Owned extracts the fields fieldManager owns on a live object, as the apply configuration
+// of its kind: what the operator applied last, minus anything another manager took over.
+func Owned(live any, fieldManager string) (any, error) {
+	switch o := live.(type) {
+	case *appsv1.Deployment:
+		return appsv1ac.ExtractDeployment(o, fieldManager)
+	case *corev1.Service:
+		return corev1ac.ExtractService(o, fieldManager)
+	case *corev1.ServiceAccount:
+		return corev1ac.ExtractServiceAccount(o, fieldManager)
+	case *autoscalingv2.HorizontalPodAutoscaler:
+		return autoscalingv2ac.ExtractHorizontalPodAutoscaler(o, fieldManager)
+	case *policyv1.PodDisruptionBudget:
+		return policyv1ac.ExtractPodDisruptionBudget(o, fieldManager)
+	default:
+		return nil, fmt.Errorf("no apply configuration for %T", live)
+	}
+}

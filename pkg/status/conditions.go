@@ -1,0 +1,123 @@
+// Package status computes what the operator reports on Gateways and GatewayClasses: the
+// conditions, the listener entries with their attached routes, and the addresses. It is
+// pure: callers pass in what they read and write out what it returns.
+package status
+
+import (
+	"reflect"
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// ConditionCustomizationsApplied is the operator's own Gateway condition: whether every
+// field of the class and Gateway customizations reached the generated resources.
+const ConditionCustomizationsApplied = "gateway.istio.io/CustomizationsApplied"
+
+// ConditionClassDefaultsResolved is the operator's own GatewayClass condition: whether
+// exactly one class-level defaults ConfigMap could be told apart.
+const ConditionClassDefaultsResolved = "gateway.istio.io/ClassDefaultsResolved"
+
+// Reasons of the operator's own conditions.
+const (
+	// ReasonApplied: every customization field was applied as written.
+	ReasonApplied = "Applied"
+	// ReasonFieldsNotAllowed: fields off the allowlist or unknown data keys were dropped.
+	ReasonFieldsNotAllowed = "FieldsNotAllowed"
+	// ReasonValuesAdjusted: a value was raised to a floor (HPA minReplicas).
+	ReasonValuesAdjusted = "ValuesAdjusted"
+	// ReasonInvalidParameters mirrors Gateway API's reason when nothing could be applied.
+	ReasonInvalidParameters = string(gatewayv1.GatewayReasonInvalidParameters)
+	// ReasonResolved: one class defaults ConfigMap, or none, was found.
+	ReasonResolved = "Resolved"
+	// ReasonMultipleDefaults: several ConfigMaps are labelled for one class; the oldest wins.
+	ReasonMultipleDefaults = "MultipleDefaults"
+	// ReasonResourceConflict: an object the operator would generate exists and is not its own.
+	ReasonResourceConflict = "ResourceConflict"
+)
+
+// Condition builds a condition stamped with the generation it describes.
+func Condition(conditionType string, ok bool, reason, message string, generation int64) metav1.Condition {
+	s := metav1.ConditionFalse
+	if ok {
+		s = metav1.ConditionTrue
+	}
+	return metav1.Condition{Type: conditionType, Status: s, Reason: reason, Message: message, ObservedGeneration: generation}
+}
+
+// MergeConditions returns desired with each lastTransitionTime taken from existing when
+// the status did not change, and now otherwise, so that re-reporting the same state
+// produces an identical status and therefore no write.
+func MergeConditions(existing, desired []metav1.Condition, now metav1.Time) []metav1.Condition {
+	out := make([]metav1.Condition, 0, len(desired))
+	for _, d := range desired {
+		d.LastTransitionTime = now
+		if prev := meta.FindStatusCondition(existing, d.Type); prev != nil && prev.Status == d.Status {
+			d.LastTransitionTime = prev.LastTransitionTime
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// ConditionsUpToDate reports whether existing already holds every desired condition
+// exactly, ignoring conditions of other types (other controllers own those).
+func ConditionsUpToDate(existing, desired []metav1.Condition) bool {
+	for _, d := range desired {
+		prev := meta.FindStatusCondition(existing, d.Type)
+		if prev == nil || prev.Status != d.Status || prev.Reason != d.Reason || prev.Message != d.Message ||
+			prev.ObservedGeneration != d.ObservedGeneration || !prev.LastTransitionTime.Equal(&d.LastTransitionTime) {
+			return false
+		}
+	}
+	return true
+}
+
+// GatewayUpToDate reports whether the Gateway's status already says what desired says.
+func GatewayUpToDate(existing, desired *gatewayv1.GatewayStatus) bool {
+	if !reflect.DeepEqual(normalizeAddresses(existing.Addresses), normalizeAddresses(desired.Addresses)) {
+		return false
+	}
+	if !ConditionsUpToDate(existing.Conditions, desired.Conditions) {
+		return false
+	}
+	if len(existing.Listeners) != len(desired.Listeners) {
+		return false
+	}
+	for _, d := range desired.Listeners {
+		i := slices.IndexFunc(existing.Listeners, func(l gatewayv1.ListenerStatus) bool { return l.Name == d.Name })
+		if i < 0 {
+			return false
+		}
+		e := existing.Listeners[i]
+		if e.AttachedRoutes != d.AttachedRoutes || !reflect.DeepEqual(normalizeKinds(e.SupportedKinds), normalizeKinds(d.SupportedKinds)) ||
+			len(e.Conditions) != len(d.Conditions) || !ConditionsUpToDate(e.Conditions, d.Conditions) {
+			return false
+		}
+	}
+	return true
+}
+
+func normalizeAddresses(in []gatewayv1.GatewayStatusAddress) []gatewayv1.GatewayStatusAddress {
+	out := make([]gatewayv1.GatewayStatusAddress, 0, len(in))
+	for _, a := range in {
+		if a.Type == nil {
+			a.Type = new(gatewayv1.IPAddressType)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func normalizeKinds(in []gatewayv1.RouteGroupKind) []gatewayv1.RouteGroupKind {
+	out := make([]gatewayv1.RouteGroupKind, 0, len(in))
+	for _, k := range in {
+		if k.Group == nil {
+			k.Group = new(gatewayv1.Group(gatewayv1.GroupName))
+		}
+		out = append(out, k)
+	}
+	return out
+}
