@@ -197,6 +197,7 @@ func service(in Inputs, meta metav1.ObjectMeta) *corev1.Service {
 	ports := []corev1.ServicePort{{
 		Name:        "status-port",
 		Port:        StatusPort,
+		TargetPort:  intstr.FromInt32(StatusPort),
 		Protocol:    corev1.ProtocolTCP,
 		AppProtocol: ptr.To("tcp"),
 	}}
@@ -213,7 +214,9 @@ func service(in Inputs, meta metav1.ObjectMeta) *corev1.Service {
 			name = truncate(fmt.Sprintf("%s-%d", name, port), 63)
 		}
 		seenNames[name] = true
-		sp := corev1.ServicePort{Name: name, Port: port, Protocol: corev1.ProtocolTCP}
+		// An explicit targetPort: left at zero, the API server would default it and the
+		// operator would see its own field differ on every reconcile.
+		sp := corev1.ServicePort{Name: name, Port: port, TargetPort: intstr.FromInt32(port), Protocol: corev1.ProtocolTCP}
 		if l.Protocol == gatewayv1.UDPProtocolType {
 			sp.Protocol = corev1.ProtocolUDP
 		} else {

@@ -1,0 +1,101 @@
+# istio-gateway-operator: `make help` lists the targets.
+
+K8S_VERSION ?= v1.37.2
+ETCD_VERSION ?= v3.7.3
+IMG ?= istio-gateway-operator:dev
+ARGS ?=
+GO ?= go
+TOOLS := $(GO) tool -modfile=hack/tools/go.mod
+
+ROOT := $(abspath .)
+BIN := $(ROOT)/bin
+ASSETS := $(BIN)/k8s/$(K8S_VERSION)
+export KUBEBUILDER_ASSETS := $(ASSETS)
+
+# `make run` targets the local control plane unless a cluster is named: CLUSTER=current,
+# KUBECONFIG in the environment, or --kubeconfig in ARGS.
+ifeq ($(origin CLUSTER),undefined)
+  ifneq ($(or $(KUBECONFIG),$(findstring --kubeconfig,$(ARGS))),)
+    CLUSTER := current
+  else
+    CLUSTER := local
+  endif
+endif
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z0-9_-]+:.*##/ {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: ## Regenerate config/rbac from the +kubebuilder markers.
+	$(TOOLS) controller-gen rbac:roleName=manager-role paths="./controllers/..." output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: manifests testdata ## Regenerate everything generated: manifests and golden files.
+
+.PHONY: testdata
+testdata: ## Regenerate the golden files under testdata/ from the current rendering.
+	$(GO) test ./pkg/render/... -update
+
+.PHONY: fmt
+fmt: ## Format the code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	$(GO) vet ./...
+
+.PHONY: lint
+lint: vet ## Check formatting, vet, and that generated manifests are up to date.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(MAKE) -s manifests && git diff --exit-code -- config/rbac || { echo "config/rbac is stale: run make manifests"; exit 1; }
+
+.PHONY: k8s-assets
+k8s-assets: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl into bin/k8s/$(K8S_VERSION) (no-op when present).
+	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/k8s-assets.sh $(ASSETS)
+
+.PHONY: test
+test: k8s-assets ## Run the unit tests and the envtest suites.
+	$(GO) test ./... -count=1 -timeout 20m -coverprofile $(ROOT)/cover.out
+
+.PHONY: test-unit
+test-unit: ## Run only the tests that need no control plane.
+	$(GO) test ./api/... ./pkg/... -count=1
+
+##@ Build and run
+
+.PHONY: build
+build: ## Build the operator binary into bin/manager.
+	$(GO) build -o $(BIN)/manager ./cmd/manager
+
+.PHONY: run
+run: build ## Run the operator: on a local control plane, or on the current cluster with CLUSTER=current.
+ifeq ($(CLUSTER),local)
+	@$(MAKE) -s k8s-assets
+	@$(GO) build -o $(BIN)/run-local ./hack/run-local
+	@$(BIN)/run-local -assets $(ASSETS) -kubeconfig-out $(BIN)/local/kubeconfig -manager $(BIN)/manager -- $(ARGS)
+else
+	$(BIN)/manager $(ARGS)
+endif
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: deploy
+deploy: ## Deploy the operator to the current cluster with kustomize (config/default).
+	kubectl apply -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove what deploy created.
+	kubectl delete -k config/default --ignore-not-found
+
+.PHONY: clean
+clean: ## Remove build output, keeping the control-plane binaries.
+	rm -rf $(BIN)/manager $(BIN)/run-local $(BIN)/local cover.out
