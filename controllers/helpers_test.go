@@ -1,0 +1,138 @@
+package controllers_test
+
+import (
+	"context"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+var ctx = context.Background()
+
+func key(namespace, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: namespace, Name: name}
+}
+
+func createNamespace(name string) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	Expect(client.IgnoreAlreadyExists(k8sClient.Create(ctx, ns))).To(Succeed())
+}
+
+// httpGateway is the walkthrough's Gateway: one HTTP listener on port 80 admitting routes
+// from its own namespace.
+func httpGateway(namespace, name string) *gatewayv1.Gateway {
+	return &gatewayv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: gatewayv1.GatewaySpec{
+			GatewayClassName: "istio",
+			Listeners: []gatewayv1.Listener{{
+				Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType,
+				AllowedRoutes: &gatewayv1.AllowedRoutes{Namespaces: &gatewayv1.RouteNamespaces{From: ptr.To(gatewayv1.NamespacesFromSame)}},
+			}},
+		},
+	}
+}
+
+func parametersRef(name string) *gatewayv1.GatewayInfrastructure {
+	return &gatewayv1.GatewayInfrastructure{ParametersRef: &gatewayv1.LocalParametersReference{Group: "", Kind: "ConfigMap", Name: name}}
+}
+
+func configMap(namespace, name string, data map[string]string) *corev1.ConfigMap {
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Data: data}
+}
+
+func deployment(g Gomega, namespace, name string) *appsv1.Deployment {
+	d := &appsv1.Deployment{}
+	g.ExpectWithOffset(1, k8sClient.Get(ctx, key(namespace, name), d)).To(Succeed())
+	return d
+}
+
+func service(g Gomega, namespace, name string) *corev1.Service {
+	s := &corev1.Service{}
+	g.ExpectWithOffset(1, k8sClient.Get(ctx, key(namespace, name), s)).To(Succeed())
+	return s
+}
+
+func hpa(g Gomega, namespace, name string) *autoscalingv2.HorizontalPodAutoscaler {
+	h := &autoscalingv2.HorizontalPodAutoscaler{}
+	g.ExpectWithOffset(1, k8sClient.Get(ctx, key(namespace, name), h)).To(Succeed())
+	return h
+}
+
+func pdb(g Gomega, namespace, name string) *policyv1.PodDisruptionBudget {
+	p := &policyv1.PodDisruptionBudget{}
+	g.ExpectWithOffset(1, k8sClient.Get(ctx, key(namespace, name), p)).To(Succeed())
+	return p
+}
+
+func gateway(g Gomega, namespace, name string) *gatewayv1.Gateway {
+	gw := &gatewayv1.Gateway{}
+	g.ExpectWithOffset(1, k8sClient.Get(ctx, key(namespace, name), gw)).To(Succeed())
+	return gw
+}
+
+// condition returns the Gateway's condition of a type, or an empty one.
+func condition(gw *gatewayv1.Gateway, conditionType string) metav1.Condition {
+	if c := meta.FindStatusCondition(gw.Status.Conditions, conditionType); c != nil {
+		return *c
+	}
+	return metav1.Condition{}
+}
+
+// haveCondition matches a condition by status and reason, stamped with the generation.
+func haveCondition(status metav1.ConditionStatus, reason string, generation int64) OmegaMatcher {
+	return And(
+		HaveField("Status", status),
+		HaveField("Reason", reason),
+		HaveField("ObservedGeneration", generation),
+	)
+}
+
+// eventsFor lists the Events the operator recorded about an object.
+func eventsFor(g Gomega, namespace, name string) []eventsv1.Event {
+	list := &eventsv1.EventList{}
+	g.ExpectWithOffset(1, k8sClient.List(ctx, list, client.InNamespace(namespace))).To(Succeed())
+	var out []eventsv1.Event
+	for _, e := range list.Items {
+		if e.Regarding.Name == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// setLoadBalancerIP plays the cloud controller: it publishes the Service's external address.
+func setLoadBalancerIP(namespace, name, ip string) {
+	Eventually(func(g Gomega) {
+		svc := service(g, namespace, name)
+		svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+		g.Expect(k8sClient.Status().Update(ctx, svc)).To(Succeed())
+	}).Should(Succeed())
+}
+
+func updateConfigMap(namespace, name string, data map[string]string) {
+	Eventually(func(g Gomega) {
+		cm := &corev1.ConfigMap{}
+		g.Expect(k8sClient.Get(ctx, key(namespace, name), cm)).To(Succeed())
+		cm.Data = data
+		g.Expect(k8sClient.Update(ctx, cm)).To(Succeed())
+	}).Should(Succeed())
+}
+
+func updateGateway(namespace, name string, mutate func(*gatewayv1.Gateway)) {
+	Eventually(func(g Gomega) {
+		gw := gateway(g, namespace, name)
+		mutate(gw)
+		g.Expect(k8sClient.Update(ctx, gw)).To(Succeed())
+	}).Should(Succeed())
+}

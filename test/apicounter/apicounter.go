@@ -1,0 +1,134 @@
+// Package apicounter counts the API requests a client makes, by verb and resource, from
+// the client side: the tests and the benchmark use it to show that a steady state costs
+// no writes.
+package apicounter
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"k8s.io/client-go/rest"
+)
+
+// Counter is safe for concurrent use.
+type Counter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+// New returns an empty counter.
+func New() *Counter {
+	return &Counter{counts: map[string]int{}}
+}
+
+// Wrap returns a copy of cfg whose requests are counted.
+func (c *Counter) Wrap(cfg *rest.Config) *rest.Config {
+	out := rest.CopyConfig(cfg)
+	previous := out.WrapTransport
+	out.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		if previous != nil {
+			rt = previous(rt)
+		}
+		return roundTripper{next: rt, counter: c}
+	}
+	return out
+}
+
+type roundTripper struct {
+	next    http.RoundTripper
+	counter *Counter
+}
+
+func (r roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.counter.record(Key(req))
+	return r.next.RoundTrip(req)
+}
+
+func (c *Counter) record(key string) {
+	c.mu.Lock()
+	c.counts[key]++
+	c.mu.Unlock()
+}
+
+// Key is "VERB resource[/subresource]", e.g. "PATCH deployments" or "PATCH gateways/status";
+// watches are "WATCH resource".
+func Key(req *http.Request) string {
+	verb := req.Method
+	if req.Method == http.MethodGet && req.URL.Query().Get("watch") == "true" {
+		verb = "WATCH"
+	}
+	return verb + " " + resourceOf(req.URL.Path)
+}
+
+// resourceOf extracts the resource (and subresource) from an API path:
+// /api/v1/namespaces/ns/services/name/status -> services/status.
+func resourceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		parts = parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		parts = parts[3:]
+	default:
+		return path
+	}
+	if len(parts) >= 2 && parts[0] == "namespaces" && len(parts) > 2 {
+		parts = parts[2:]
+	}
+	switch len(parts) {
+	case 0:
+		return path
+	case 1, 2:
+		return parts[0]
+	default:
+		return parts[0] + "/" + parts[2]
+	}
+}
+
+// Snapshot returns a copy of the counts.
+func (c *Counter) Snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.counts))
+	for k, v := range c.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// Reset forgets every count.
+func (c *Counter) Reset() {
+	c.mu.Lock()
+	c.counts = map[string]int{}
+	c.mu.Unlock()
+}
+
+// Writes returns the mutating requests (POST, PUT, PATCH, DELETE) by key.
+func (c *Counter) Writes() map[string]int {
+	out := map[string]int{}
+	for k, v := range c.Snapshot() {
+		verb, _, _ := strings.Cut(k, " ")
+		switch verb {
+		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Format renders counts one per line, sorted, for test failures and reports.
+func Format(counts map[string]int) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%6d %s\n", counts[k], k)
+	}
+	return b.String()
+}
