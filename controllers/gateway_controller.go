@@ -297,16 +297,21 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 			if err != nil {
 				return fmt.Errorf("reading managed fields of %s %s: %w", d.kind.name, name, err)
 			}
-			if same, err := ssa.Equal(ac, owned); err != nil {
+			same, err := ssa.Equal(ac, owned)
+			if err != nil {
 				return err
-			} else if same {
+			}
+			if same {
 				if d.kind.name == serviceKind.name {
 					out.service = live[i].(*corev1.Service)
 				}
 				continue
 			}
+			logger.V(1).Info("Applying changed generated object", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name),
+				"differences", ssa.Diff(ac, owned, 5))
+		} else {
+			logger.V(1).Info("Creating generated object", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name))
 		}
-		logger.V(1).Info("Applying generated object", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name))
 		if err := r.Client.Apply(ctx, ac, client.FieldOwner(v1alpha1.FieldManager), client.ForceOwnership); err != nil {
 			if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) {
 				failures = append(failures, fmt.Sprintf("applying %s %s: %v", d.kind.name, name, err))

@@ -178,13 +178,14 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(v1alpha1.FieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("writing status of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
 	}
-	r.recordProblems(gw, desired.Conditions)
+	r.recordProblems(gw, desired.Conditions, out)
 	return nil
 }
 
-// recordProblems emits a Warning Event for each condition that turned bad or changed its
+// recordProblems emits Warning Events for each condition that turned bad or changed its
 // message while bad, so that `kubectl describe gateway` tells the story once, not per loop.
-func (r *GatewayReconciler) recordProblems(gw *gatewayv1.Gateway, conditions []metav1.Condition) {
+// Dropped fields get one Event per ConfigMap, related to that ConfigMap.
+func (r *GatewayReconciler) recordProblems(gw *gatewayv1.Gateway, conditions []metav1.Condition, out *outcome) {
 	for _, c := range conditions {
 		bad := c.Status == metav1.ConditionFalse
 		if c.Type == string(gatewayv1.GatewayConditionProgrammed) && c.Reason == string(gatewayv1.GatewayReasonAddressNotAssigned) {
@@ -197,7 +198,37 @@ func (r *GatewayReconciler) recordProblems(gw *gatewayv1.Gateway, conditions []m
 		if prev != nil && prev.Status == c.Status && prev.Reason == c.Reason && prev.Message == c.Message {
 			continue
 		}
-		r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, c.Reason, "Reconcile", "%s", c.Message)
+		if c.Type != status.ConditionCustomizationsApplied || c.Reason == status.ReasonInvalidParameters {
+			r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, c.Reason, "Reconcile", "%s", status.Truncate(c.Message, status.MaxEventNote))
+			continue
+		}
+		r.recordFindings(gw, out.findings)
+	}
+}
+
+func (r *GatewayReconciler) recordFindings(gw *gatewayv1.Gateway, findings []customize.Finding) {
+	var sources []string
+	bySource := map[string][]customize.Finding{}
+	for _, f := range findings {
+		if _, seen := bySource[f.Source]; !seen {
+			sources = append(sources, f.Source)
+		}
+		bySource[f.Source] = append(bySource[f.Source], f)
+	}
+	for _, source := range sources {
+		summary := customize.Summary(bySource[source])
+		if source == "" {
+			r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, status.ReasonValuesAdjusted, "Customize",
+				"%s", status.Truncate("Adjusted: "+summary, status.MaxEventNote))
+			continue
+		}
+		ns, name, _ := strings.Cut(source, "/")
+		related := &corev1.ConfigMap{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		}
+		r.Recorder.Eventf(gw, related, corev1.EventTypeWarning, status.ReasonFieldsNotAllowed, "Customize",
+			"%s", status.Truncate(fmt.Sprintf("Not applied from ConfigMap %s: %s", source, summary), status.MaxEventNote))
 	}
 }
 

@@ -57,3 +57,27 @@ func unknownKeyFinding(source, key string) Finding {
 	}
 	return Finding{Source: source, Path: key, Problem: "is not a customization key; known keys: " + strings.Join(known, ", ")}
 }
+
+// Summary lists findings compactly, grouped by data key in order of appearance, for
+// Events, whose note the API limits to 1 KiB: "data.deployment: a, b; data.service: c".
+// The condition carries the full sentences.
+func Summary(findings []Finding) string {
+	var keys []string
+	paths := map[string][]string{}
+	for _, f := range findings {
+		group := "data." + f.Key
+		path := f.Path
+		if f.Key == "" {
+			group, path = "unknown data keys", f.Path
+		}
+		if _, seen := paths[group]; !seen {
+			keys = append(keys, group)
+		}
+		paths[group] = append(paths[group], path)
+	}
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+": "+strings.Join(paths[k], ", "))
+	}
+	return strings.Join(parts, "; ")
+}

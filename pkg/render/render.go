@@ -47,20 +47,20 @@ type Resources struct {
 
 // Built-in defaults, the bottom layer under every customization.
 const (
-	DefaultMinReplicas         int32 = 2
-	DefaultMaxReplicas         int32 = 5
-	DefaultCPUUtilization      int32 = 80
-	StatusPort                 int32 = 15021
-	metricsPort                int32 = 15020
-	envoyPrometheusPort        int32 = 15090
-	xdsPort                          = 15012
-	proxyUID                   int64 = 1337
-	tokenExpirationSeconds     int64 = 43200
-	reservedGatewayAPIPrefix         = "gateway.networking.k8s.io/"
-	defaultClusterID                 = "Kubernetes"
-	caRootCertConfigMap              = "istio-ca-root-cert"
-	tokenAudience                    = "istio-ca"
-	defaultRevisionAnnotationValue   = "default"
+	DefaultMinReplicas             int32 = 2
+	DefaultMaxReplicas             int32 = 5
+	DefaultCPUUtilization          int32 = 80
+	StatusPort                     int32 = 15021
+	metricsPort                    int32 = 15020
+	envoyPrometheusPort            int32 = 15090
+	xdsPort                              = 15012
+	proxyUID                       int64 = 1337
+	tokenExpirationSeconds         int64 = 43200
+	reservedGatewayAPIPrefix             = "gateway.networking.k8s.io/"
+	defaultClusterID                     = "Kubernetes"
+	caRootCertConfigMap                  = "istio-ca-root-cert"
+	tokenAudience                        = "istio-ca"
+	defaultRevisionAnnotationValue       = "default"
 )
 
 const mergedSource = "the merged class and Gateway customizations"

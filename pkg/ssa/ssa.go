@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"sort"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -81,7 +83,31 @@ func normalized(v any) (any, error) {
 	if m, ok := out.(map[string]any); ok {
 		delete(m, "status")
 	}
-	return out, nil
+	return pruneEmptyObjects(out), nil
+}
+
+// pruneEmptyObjects drops empty objects: the API server records no managed field for an
+// empty struct such as a Deployment's `strategy: {}`, so sent and owned would never match.
+func pruneEmptyObjects(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, child := range t {
+			child = pruneEmptyObjects(child)
+			if m, ok := child.(map[string]any); ok && len(m) == 0 {
+				delete(t, k)
+				continue
+			}
+			t[k] = child
+		}
+		return t
+	case []any:
+		for i := range t {
+			t[i] = pruneEmptyObjects(t[i])
+		}
+		return t
+	default:
+		return v
+	}
 }
 
 // Owned extracts the fields fieldManager owns on a live object, as the apply configuration
@@ -101,4 +127,52 @@ func Owned(live any, fieldManager string) (any, error) {
 	default:
 		return nil, fmt.Errorf("no apply configuration for %T", live)
 	}
+}
+
+// Diff lists up to limit field paths where two apply configurations differ, for logs that
+// explain why an object is applied again.
+func Diff(a, b any, limit int) []string {
+	am, errA := normalized(a)
+	bm, errB := normalized(b)
+	if errA != nil || errB != nil {
+		return []string{fmt.Sprintf("not comparable: %v %v", errA, errB)}
+	}
+	var out []string
+	var walk func(path string, x, y any)
+	walk = func(path string, x, y any) {
+		if len(out) >= limit || reflect.DeepEqual(x, y) {
+			return
+		}
+		xm, xok := x.(map[string]any)
+		ym, yok := y.(map[string]any)
+		if xok && yok {
+			keys := map[string]bool{}
+			for k := range xm {
+				keys[k] = true
+			}
+			for k := range ym {
+				keys[k] = true
+			}
+			sorted := make([]string, 0, len(keys))
+			for k := range keys {
+				sorted = append(sorted, k)
+			}
+			sort.Strings(sorted)
+			for _, k := range sorted {
+				walk(path+"."+k, xm[k], ym[k])
+			}
+			return
+		}
+		xl, xok := x.([]any)
+		yl, yok := y.([]any)
+		if xok && yok && len(xl) == len(yl) {
+			for i := range xl {
+				walk(fmt.Sprintf("%s[%d]", path, i), xl[i], yl[i])
+			}
+			return
+		}
+		out = append(out, fmt.Sprintf("%s: %v != %v", strings.TrimPrefix(path, "."), x, y))
+	}
+	walk("", am, bm)
+	return out
 }

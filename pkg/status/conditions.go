@@ -6,6 +6,7 @@ package status
 import (
 	"reflect"
 	"slices"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,13 +39,35 @@ const (
 	ReasonResourceConflict = "ResourceConflict"
 )
 
-// Condition builds a condition stamped with the generation it describes.
+// API limits on the text the operator reports.
+const (
+	// MaxConditionMessage is metav1.Condition's message limit.
+	MaxConditionMessage = 32768
+	// MaxEventNote is an events.k8s.io Event's note limit.
+	MaxEventNote = 1024
+)
+
+// Condition builds a condition stamped with the generation it describes; a message over
+// the API's limit is cut, so that the status write itself never fails.
 func Condition(conditionType string, ok bool, reason, message string, generation int64) metav1.Condition {
 	s := metav1.ConditionFalse
 	if ok {
 		s = metav1.ConditionTrue
 	}
-	return metav1.Condition{Type: conditionType, Status: s, Reason: reason, Message: message, ObservedGeneration: generation}
+	return metav1.Condition{Type: conditionType, Status: s, Reason: reason, Message: Truncate(message, MaxConditionMessage), ObservedGeneration: generation}
+}
+
+// Truncate cuts s to at most limit bytes, on a rune boundary, marking the cut.
+func Truncate(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	const mark = " [truncated]"
+	cut := limit - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // MergeConditions returns desired with each lastTransitionTime taken from existing when
