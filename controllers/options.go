@@ -39,16 +39,16 @@ func CacheOptions(_ Options) cache.Options {
 	strip := cache.TransformStripManagedFields()
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:                      {Label: managed},
-			&corev1.Service{}:                         {Label: managed},
-			&corev1.ServiceAccount{}:                  {Label: managed},
+			&appsv1.Deployment{}:                     {Label: managed},
+			&corev1.Service{}:                        {Label: managed},
+			&corev1.ServiceAccount{}:                 {Label: managed},
 			&autoscalingv2.HorizontalPodAutoscaler{}: {Label: managed},
-			&policyv1.PodDisruptionBudget{}:           {Label: managed},
-			&corev1.ConfigMap{}:                       {Transform: trimToIdentity},
-			&corev1.Namespace{}:                       {Transform: trimToIdentity},
-			&gatewayv1.Gateway{}:                      {Transform: strip},
-			&gatewayv1.GatewayClass{}:                 {Transform: strip},
-			&gatewayv1.HTTPRoute{}:                    {Transform: strip},
+			&policyv1.PodDisruptionBudget{}:          {Label: managed},
+			&corev1.ConfigMap{}:                      {Transform: trimToIdentity},
+			&corev1.Namespace{}:                      {Transform: trimToIdentity},
+			&gatewayv1.Gateway{}:                     {Transform: strip},
+			&gatewayv1.GatewayClass{}:                {Transform: strip},
+			&gatewayv1.HTTPRoute{}:                   {Transform: strip},
 		},
 	}
 }

@@ -99,4 +99,3 @@ func startManager() {
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
 }
-
