@@ -1,0 +1,116 @@
+package controllers_test
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/status"
+)
+
+func gatewayClassCondition(g Gomega, conditionType string) metav1.Condition {
+	gc := &gatewayv1.GatewayClass{}
+	g.ExpectWithOffset(1, k8sClient.Get(ctx, key("", "istio"), gc)).To(Succeed())
+	c := meta.FindStatusCondition(gc.Status.Conditions, conditionType)
+	g.ExpectWithOffset(1, c).NotTo(BeNil())
+	g.ExpectWithOffset(1, c.ObservedGeneration).To(Equal(gc.Generation))
+	return *c
+}
+
+var _ = Describe("The GatewayClass", Ordered, func() {
+	It("never overwrites the user's edits to the class defaults ConfigMap", func() {
+		edited := map[string]string{"horizontalPodAutoscaler": "spec:\n  maxReplicas: 9\n"}
+		updateConfigMap(systemNamespace, classDefaultsName, edited)
+		// A class change makes the class reconciler run again.
+		Eventually(func(g Gomega) {
+			gc := &gatewayv1.GatewayClass{}
+			g.Expect(k8sClient.Get(ctx, key("", "istio"), gc)).To(Succeed())
+			gc.Annotations = map[string]string{"touched": "edit-test"}
+			g.Expect(k8sClient.Update(ctx, gc)).To(Succeed())
+		}).Should(Succeed())
+		Consistently(func(g Gomega) {
+			cm := &corev1.ConfigMap{}
+			g.Expect(k8sClient.Get(ctx, key(systemNamespace, classDefaultsName), cm)).To(Succeed())
+			g.Expect(cm.Data).To(Equal(edited))
+		}).Should(Succeed())
+		updateConfigMap(systemNamespace, classDefaultsName, defaultClassData)
+	})
+
+	It("uses the oldest of several labelled ConfigMaps and says so, with an Event", func() {
+		second := configMap(systemNamespace, "second-defaults", map[string]string{"horizontalPodAutoscaler": "spec:\n  maxReplicas: 9\n"})
+		second.Labels = map[string]string{v1alpha1.DefaultsForClassLabel: "istio"}
+		Expect(k8sClient.Create(ctx, second)).To(Succeed())
+		Eventually(func(g Gomega) {
+			c := gatewayClassCondition(g, status.ConditionClassDefaultsResolved)
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal(status.ReasonMultipleDefaults))
+			g.Expect(c.Message).To(Equal("Using ConfigMap aks-istio-system/istio-gateway-class-defaults, the oldest labelled " +
+				"gateway.istio.io/defaults-for-class=istio; ignoring aks-istio-system/second-defaults"))
+			g.Expect(gatewayClassCondition(g, "Accepted").Status).To(Equal(metav1.ConditionTrue))
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			var notes []string
+			for _, e := range eventsFor(g, "default", "istio") {
+				notes = append(notes, e.Reason)
+			}
+			g.Expect(notes).To(ContainElement(status.ReasonMultipleDefaults))
+		}).Should(Succeed())
+
+		Expect(k8sClient.Delete(ctx, second)).To(Succeed())
+		Eventually(func(g Gomega) {
+			c := gatewayClassCondition(g, status.ConditionClassDefaultsResolved)
+			g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(c.Message).To(Equal("Using ConfigMap aks-istio-system/istio-gateway-class-defaults"))
+		}).Should(Succeed())
+	})
+
+	It("takes the class-level ConfigMap from spec.parametersRef when set", func() {
+		createNamespace("class-params")
+		Expect(k8sClient.Create(ctx, configMap("class-params", "explicit", map[string]string{"horizontalPodAutoscaler": "spec:\n  maxReplicas: 11\n"}))).To(Succeed())
+		convergedGateway("class-params", "gw")
+		setParametersRef := func(ref *gatewayv1.ParametersReference) {
+			Eventually(func(g Gomega) {
+				gc := &gatewayv1.GatewayClass{}
+				g.Expect(k8sClient.Get(ctx, key("", "istio"), gc)).To(Succeed())
+				gc.Spec.ParametersRef = ref
+				g.Expect(k8sClient.Update(ctx, gc)).To(Succeed())
+			}).Should(Succeed())
+		}
+		setParametersRef(&gatewayv1.ParametersReference{Group: "", Kind: "ConfigMap", Name: "explicit", Namespace: new(gatewayv1.Namespace("class-params"))})
+		Eventually(func(g Gomega) {
+			g.Expect(hpa(g, "class-params", "gw-istio").Spec.MaxReplicas).To(BeEquivalentTo(11))
+		}).Should(Succeed())
+
+		By("reporting a parametersRef of another kind on the class and its Gateways")
+		setParametersRef(&gatewayv1.ParametersReference{Group: "example.com", Kind: "Config", Name: "x"})
+		Eventually(func(g Gomega) {
+			c := gatewayClassCondition(g, "Accepted")
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Reason).To(Equal("InvalidParameters"))
+			gw := gateway(g, "class-params", "gw")
+			g.Expect(condition(gw, "Accepted")).To(haveCondition(metav1.ConditionFalse, "InvalidParameters", gw.Generation))
+		}).Should(Succeed())
+
+		setParametersRef(nil)
+		Eventually(func(g Gomega) {
+			g.Expect(gatewayClassCondition(g, "Accepted").Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(hpa(g, "class-params", "gw-istio").Spec.MaxReplicas).To(BeEquivalentTo(5))
+		}).Should(Succeed())
+	})
+
+	It("re-creates the served GatewayClass if it is deleted", func() {
+		gc := &gatewayv1.GatewayClass{}
+		Expect(k8sClient.Get(ctx, key("", "istio"), gc)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, gc)).To(Succeed())
+		Eventually(func(g Gomega) {
+			fresh := &gatewayv1.GatewayClass{}
+			g.Expect(k8sClient.Get(ctx, key("", "istio"), fresh)).To(Succeed())
+			g.Expect(fresh.UID).NotTo(Equal(gc.UID))
+			g.Expect(gatewayClassCondition(g, "Accepted").Status).To(Equal(metav1.ConditionTrue))
+		}).Should(Succeed())
+	})
+})

@@ -1,0 +1,79 @@
+package ssa
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+)
+
+func rendered() *appsv1.Deployment {
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: "gw-istio", Namespace: "default", ResourceVersion: "7", UID: "u"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}},
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "istio-proxy", Image: "proxy"}},
+				Volumes:    []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+			}},
+		},
+		Status: appsv1.DeploymentStatus{Replicas: 3},
+	}
+}
+
+func TestApplyConfigurationSendsOnlyWhatTheOperatorHasOpinionsOn(t *testing.T) {
+	ac, err := ApplyConfiguration[appsv1ac.DeploymentApplyConfiguration](rendered())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(ac)
+	for _, unwanted := range []string{`"status"`, `"resourceVersion"`, `"uid"`, `"creationTimestamp"`} {
+		if strings.Contains(string(js), unwanted) {
+			t.Errorf("apply configuration sends %s: %s", unwanted, js)
+		}
+	}
+	if !strings.Contains(string(js), `"emptyDir":{}`) {
+		t.Errorf("an empty volume source must still be sent: %s", js)
+	}
+}
+
+func TestEqualIgnoresEmptyObjectsTheServerDoesNotRecord(t *testing.T) {
+	desired, _ := ApplyConfiguration[appsv1ac.DeploymentApplyConfiguration](rendered())
+	owned, _ := ApplyConfiguration[appsv1ac.DeploymentApplyConfiguration](rendered())
+	desired.Spec.WithStrategy(appsv1ac.DeploymentStrategy())
+	same, err := Equal(desired, owned)
+	if err != nil || !same {
+		t.Fatalf("strategy: {} against no strategy: equal=%v err=%v", same, err)
+	}
+	owned.Spec.Template.Spec.Containers[0].WithImage("hand-edited")
+	if same, _ := Equal(desired, owned); same {
+		t.Fatal("a changed image must differ")
+	}
+	if diff := Diff(desired, owned, 5); len(diff) != 1 || !strings.HasPrefix(diff[0], "spec.template.spec.containers[0].image: proxy != hand-edited") {
+		t.Fatalf("diff %q", diff)
+	}
+}
+
+func TestOwnedExtractsTheOperatorsFields(t *testing.T) {
+	live := rendered()
+	live.ManagedFields = []metav1.ManagedFieldsEntry{{
+		Manager: "istio-gateway-operator", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "apps/v1", FieldsType: "FieldsV1",
+		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"istio-proxy\"}":{".":{},"f:image":{},"f:name":{}}}}}}}`)},
+	}}
+	owned, err := Owned(live, "istio-gateway-operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := json.Marshal(owned)
+	if !strings.Contains(string(js), `"image":"proxy"`) || strings.Contains(string(js), "selector") {
+		t.Fatalf("extracted %s", js)
+	}
+	if _, err := Owned(&corev1.Pod{}, "x"); err == nil {
+		t.Fatal("a kind the operator does not generate must be refused")
+	}
+}
