@@ -35,7 +35,11 @@ manifests: ## Regenerate config/rbac from the +kubebuilder markers.
 	$(TOOLS) controller-gen rbac:roleName=manager-role paths="./controllers/..." output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate
-generate: manifests testdata ## Regenerate everything generated: manifests and golden files.
+generate: manifests testdata docs ## Regenerate everything generated: manifests, golden files, README tables.
+
+.PHONY: docs
+docs: ## Regenerate the README's allowlist table from api/v1alpha1.
+	$(GO) test ./api/v1alpha1/ -run TestReadmeAllowlistTableMatchesTheAllowlist -update
 
 .PHONY: testdata
 testdata: ## Regenerate the golden files under testdata/ from the current rendering.

@@ -53,9 +53,11 @@ func TestGatewayUpToDate(t *testing.T) {
 		t.Fatal("identical statuses must be up to date")
 	}
 	changes := map[string]func(*gatewayv1.GatewayStatus){
-		"an address":          func(s *gatewayv1.GatewayStatus) { s.Addresses[0].Value = "5.6.7.8" },
-		"an attached route":   func(s *gatewayv1.GatewayStatus) { s.Listeners[0].AttachedRoutes = 2 },
-		"a listener":          func(s *gatewayv1.GatewayStatus) { s.Listeners = append(s.Listeners, gatewayv1.ListenerStatus{Name: "https"}) },
+		"an address":        func(s *gatewayv1.GatewayStatus) { s.Addresses[0].Value = "5.6.7.8" },
+		"an attached route": func(s *gatewayv1.GatewayStatus) { s.Listeners[0].AttachedRoutes = 2 },
+		"a listener": func(s *gatewayv1.GatewayStatus) {
+			s.Listeners = append(s.Listeners, gatewayv1.ListenerStatus{Name: "https"})
+		},
 		"a condition message": func(s *gatewayv1.GatewayStatus) { s.Conditions[0].Message = "changed" },
 		"a listener condition": func(s *gatewayv1.GatewayStatus) {
 			s.Listeners[0].Conditions[0].Status = metav1.ConditionFalse
