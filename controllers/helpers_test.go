@@ -51,36 +51,31 @@ func configMap(namespace, name string, data map[string]string) *corev1.ConfigMap
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Data: data}
 }
 
+// get reads one object, failing g when it cannot.
+func get[T client.Object](g Gomega, namespace, name string, obj T) T {
+	g.ExpectWithOffset(2, k8sClient.Get(ctx, key(namespace, name), obj)).To(Succeed())
+	return obj
+}
+
 func deployment(g Gomega, namespace, name string) *appsv1.Deployment {
-	d := &appsv1.Deployment{}
-	g.ExpectWithOffset(1, k8sClient.Get(ctx, key(namespace, name), d)).To(Succeed())
-	return d
+	return get(g, namespace, name, &appsv1.Deployment{})
 }
 
 func service(g Gomega, namespace, name string) *corev1.Service {
-	s := &corev1.Service{}
-	g.ExpectWithOffset(1, k8sClient.Get(ctx, key(namespace, name), s)).To(Succeed())
-	return s
+	return get(g, namespace, name, &corev1.Service{})
 }
 
 func hpa(g Gomega, namespace, name string) *autoscalingv2.HorizontalPodAutoscaler {
-	h := &autoscalingv2.HorizontalPodAutoscaler{}
-	g.ExpectWithOffset(1, k8sClient.Get(ctx, key(namespace, name), h)).To(Succeed())
-	return h
+	return get(g, namespace, name, &autoscalingv2.HorizontalPodAutoscaler{})
 }
 
 func pdb(g Gomega, namespace, name string) *policyv1.PodDisruptionBudget {
-	p := &policyv1.PodDisruptionBudget{}
-	g.ExpectWithOffset(1, k8sClient.Get(ctx, key(namespace, name), p)).To(Succeed())
-	return p
+	return get(g, namespace, name, &policyv1.PodDisruptionBudget{})
 }
 
 func gateway(g Gomega, namespace, name string) *gatewayv1.Gateway {
-	gw := &gatewayv1.Gateway{}
-	g.ExpectWithOffset(1, k8sClient.Get(ctx, key(namespace, name), gw)).To(Succeed())
-	return gw
+	return get(g, namespace, name, &gatewayv1.Gateway{})
 }
-
 // condition returns the Gateway's condition of a type, or an empty one.
 func condition(gw *gatewayv1.Gateway, conditionType string) metav1.Condition {
 	if c := meta.FindStatusCondition(gw.Status.Conditions, conditionType); c != nil {
