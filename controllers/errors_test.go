@@ -43,6 +43,7 @@ func convergedGateway(namespace, name string) {
 var _ = Describe("Invalid parameters", Ordered, func() {
 	const ns = "invalid-params"
 	var before map[string]string
+	webhooksOff()
 
 	BeforeAll(func() {
 		convergedGateway(ns, "gw")
@@ -136,6 +137,7 @@ var _ = Describe("Invalid parameters", Ordered, func() {
 
 var _ = Describe("The allowlist", Ordered, func() {
 	const ns = "allowlist"
+	webhooksOff()
 
 	BeforeAll(func() {
 		convergedGateway(ns, "gw")

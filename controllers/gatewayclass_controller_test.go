@@ -22,6 +22,8 @@ func gatewayClassCondition(g Gomega, conditionType string) metav1.Condition {
 }
 
 var _ = Describe("The GatewayClass", Ordered, func() {
+	webhooksOff()
+
 	It("never overwrites the user's edits to the class defaults ConfigMap", func() {
 		edited := map[string]string{"horizontalPodAutoscaler": "spec:\n  maxReplicas: 9\n"}
 		updateConfigMap(systemNamespace, classDefaultsName, edited)

@@ -3,7 +3,9 @@ package controllers_test
 import (
 	"context"
 
+	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +20,9 @@ import (
 )
 
 var ctx = context.Background()
+
+// webhookConfigurationName is the name config/webhook/manifests.yaml gives the webhooks.
+const webhookConfigurationName = "validating-webhook-configuration"
 
 func key(namespace, name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: namespace, Name: name}
@@ -130,4 +135,27 @@ func updateGateway(namespace, name string, mutate func(*gatewayv1.Gateway)) {
 		mutate(gw)
 		g.Expect(k8sClient.Update(ctx, gw)).To(Succeed())
 	}).Should(Succeed())
+}
+
+// webhooksOff removes the webhook configuration for the specs of a container and restores
+// it afterwards: it stands for an operator outage or objects created before the webhook,
+// the cases the reconciler's own filtering exists for.
+func webhooksOff() {
+	var saved *admissionregistrationv1.ValidatingWebhookConfiguration
+	BeforeAll(func() {
+		saved = &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		Expect(k8sClient.Get(ctx, key("", webhookConfigurationName), saved)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, saved)).To(Succeed())
+	})
+	AfterAll(func() {
+		restored := saved.DeepCopy()
+		restored.ResourceVersion, restored.UID = "", ""
+		Expect(k8sClient.Create(ctx, restored)).To(Succeed())
+	})
+}
+
+func classDefaultsMeta() metav1.ObjectMeta {
+	cm := &corev1.ConfigMap{}
+	Expect(k8sClient.Get(ctx, key(systemNamespace, "istio-gateway-class-defaults"), cm)).To(Succeed())
+	return cm.ObjectMeta
 }

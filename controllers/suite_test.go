@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
@@ -55,7 +57,10 @@ var _ = BeforeSuite(func() {
 	SetDefaultConsistentlyDuration(2 * time.Second)
 
 	var err error
-	cluster, err = localcluster.Start(context.Background(), localcluster.Options{Namespaces: []string{systemNamespace}})
+	cluster, err = localcluster.Start(context.Background(), localcluster.Options{
+		Namespaces:       []string{systemNamespace},
+		WebhookManifests: []string{filepath.Join("..", "config", "webhook", "manifests.yaml")},
+	})
 	Expect(err).NotTo(HaveOccurred())
 	restConfig = cluster.Config
 	c, err := client.New(restConfig, client.Options{Scheme: scheme})
@@ -82,14 +87,17 @@ func startManager() {
 		SystemNamespace:  systemNamespace,
 		ProxyImage:       proxyImage,
 	}
+	host, port, certDir := cluster.WebhookServing()
 	mgr, err := ctrl.NewManager(operatorRequests.Wrap(restConfig), ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  controllers.CacheOptions(opts),
+		WebhookServer:          webhook.NewServer(webhook.Options{Host: host, Port: port, CertDir: certDir}),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.SetupWithManager(mgr, opts)).To(Succeed())
+	Expect(controllers.SetupWebhooks(mgr, opts)).To(Succeed())
 	ctx, cancel := context.WithCancel(context.Background())
 	stopManager = cancel
 	managerDone = make(chan struct{})

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
@@ -35,15 +36,21 @@ func run(args []string) error {
 		metricsAddr   string
 		probeAddr     string
 		pprofAddr     string
-		leaderElect   bool
-		leaderElectNS string
-		opts          controllers.Options
+		leaderElect    bool
+		leaderElectNS  string
+		enableWebhooks bool
+		webhookPort    int
+		webhookCertDir string
+		opts           controllers.Options
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the /healthz and /readyz endpoints bind to.")
 	fs.StringVar(&pprofAddr, "pprof-bind-address", "", "Address the pprof endpoints bind to; empty disables them.")
 	fs.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader through a Lease so that only one replica reconciles at a time.")
 	fs.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to --system-namespace.")
+	fs.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the validating webhooks (needs a serving certificate in --webhook-cert-dir).")
+	fs.IntVar(&webhookPort, "webhook-port", 9443, "Port the validating webhooks are served on.")
+	fs.StringVar(&webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhooks; defaults to controller-runtime's.")
 	fs.StringVar(&opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass whose Gateways this operator provisions.")
 	fs.StringVar(&opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: class defaults, istiod and the leader Lease live here.")
 	fs.StringVar(&opts.Revision, "revision", "", "Control-plane revision this instance serves (for example asm-1-26); empty serves the default revision.")
@@ -88,12 +95,18 @@ func run(args []string) error {
 		LeaderElectionNamespace:       leaderElectNS,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(opts),
+		WebhookServer:                 webhook.NewServer(webhook.Options{Port: webhookPort, CertDir: webhookCertDir}),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
 	if err := controllers.SetupWithManager(mgr, opts); err != nil {
 		return fmt.Errorf("setting up controllers: %w", err)
+	}
+	if enableWebhooks {
+		if err := controllers.SetupWebhooks(mgr, opts); err != nil {
+			return fmt.Errorf("setting up webhooks: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
@@ -102,7 +115,7 @@ func run(args []string) error {
 		return fmt.Errorf("adding readiness check: %w", err)
 	}
 	log.Info("Starting manager", "gatewayClass", opts.GatewayClassName, "systemNamespace", opts.SystemNamespace,
-		"revision", opts.Revision, "proxyImage", opts.ProxyImage, "leaderElection", leaderElect)
+		"revision", opts.Revision, "proxyImage", opts.ProxyImage, "leaderElection", leaderElect, "webhooks", enableWebhooks)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}

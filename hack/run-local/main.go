@@ -38,6 +38,7 @@ func run() (int, error) {
 		manager    = flag.String("manager", "bin/manager", "The operator binary to run.")
 		systemNS   = flag.String("system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace to create.")
 		logFile    = flag.String("control-plane-log", "bin/local/control-plane.log", "Where kube-controller-manager logs.")
+		webhooks   = flag.String("webhook-manifests", "config/webhook/manifests.yaml", "Webhook configuration to install, pointed at the local operator; empty installs none.")
 	)
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: run-local [flags] [-- manager flags]\n")
@@ -60,10 +61,15 @@ func run() (int, error) {
 	defer cpLog.Close()
 
 	fmt.Println("Starting the local control plane (etcd, kube-apiserver, kube-controller-manager)...")
+	var webhookManifests []string
+	if *webhooks != "" {
+		webhookManifests = []string{*webhooks}
+	}
 	cluster, err := localcluster.Start(ctx, localcluster.Options{
 		AssetsDir:         *assets,
 		Namespaces:        []string{*systemNS},
 		ControllerManager: true,
+		WebhookManifests:  webhookManifests,
 		Output:            cpLog,
 	})
 	if err != nil {
@@ -90,7 +96,14 @@ Starting the operator; Ctrl-C stops it and the control plane.
 
 `, localcluster.K8sVersion, *logFile, abs, localcluster.K8sVersion)
 
-	args := append([]string{"--kubeconfig=" + abs, "--system-namespace=" + *systemNS}, flag.Args()...)
+	args := []string{"--kubeconfig=" + abs, "--system-namespace=" + *systemNS}
+	if *webhooks != "" {
+		_, port, certDir := cluster.WebhookServing()
+		args = append(args, fmt.Sprintf("--webhook-port=%d", port), "--webhook-cert-dir="+certDir)
+	} else {
+		args = append(args, "--enable-webhooks=false")
+	}
+	args = append(args, flag.Args()...)
 	cmd := exec.Command(*manager, args...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	// Its own process group: Ctrl-C reaches it through this process, after which the

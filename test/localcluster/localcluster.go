@@ -42,6 +42,9 @@ type Options struct {
 	ControllerManager bool
 	// Scheduler also runs kube-scheduler.
 	Scheduler bool
+	// WebhookManifests are webhook configuration files to install, rewritten to call a
+	// webhook server on this machine; WebhookServing tells where it must listen.
+	WebhookManifests []string
 	// Output receives the child processes' logs; nil discards them.
 	Output *os.File
 }
@@ -81,6 +84,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     append([]string{gatewayCRDs}, opts.CRDDirectoryPaths...),
 		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: opts.WebhookManifests},
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -178,6 +182,13 @@ func (c *Cluster) startChild(binary string, output *os.File, args ...string) err
 // kube-scheduler) exits before Stop.
 func (c *Cluster) Failed() <-chan error {
 	return c.failed
+}
+
+// WebhookServing is where the installed webhook configurations send requests: the
+// host and port to serve on, and the directory holding tls.crt and tls.key they trust.
+func (c *Cluster) WebhookServing() (host string, port int, certDir string) {
+	o := c.Env.WebhookInstallOptions
+	return o.LocalServingHost, o.LocalServingPort, o.LocalServingCertDir
 }
 
 // WriteKubeconfig saves the admin kubeconfig for kubectl and other clients.

@@ -1,0 +1,194 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/customize"
+)
+
+// Webhook paths, as config/webhook/manifests.yaml registers them.
+const (
+	ConfigMapWebhookPath = "/validate-v1-configmap"
+	GatewayWebhookPath   = "/validate-gateway-networking-k8s-io-v1-gateway"
+)
+
+// SetupWebhooks registers the validating webhooks on the manager's webhook server, which
+// every replica runs, leader or not.
+func SetupWebhooks(mgr ctrl.Manager, opts Options) error {
+	decoder := admission.NewDecoder(mgr.GetScheme())
+	srv := mgr.GetWebhookServer()
+	srv.Register(ConfigMapWebhookPath, &webhook.Admission{Handler: &ConfigMapValidator{
+		Cache: mgr.GetClient(), Options: opts, decoder: decoder,
+	}})
+	srv.Register(GatewayWebhookPath, &webhook.Admission{Handler: &GatewayValidator{
+		Cache: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts, decoder: decoder,
+	}})
+	return nil
+}
+
+// ConfigMapValidator rejects customization ConfigMaps that the reconciler would have to
+// trim, so that users learn at `kubectl apply` time which fields are not allowed.
+type ConfigMapValidator struct {
+	// Cache answers "is this ConfigMap a customization?" without API calls.
+	Cache   client.Reader
+	Options Options
+	decoder admission.Decoder
+}
+
+// Handle admits unrelated ConfigMaps at once and judges customization ConfigMaps whole.
+func (v *ConfigMapValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return admission.Allowed("")
+	}
+	cm := &corev1.ConfigMap{}
+	if err := v.decoder.Decode(req, cm); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if cm.Namespace == "" {
+		cm.Namespace = req.Namespace
+	}
+	role, err := v.roleOf(ctx, cm)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	if role == "" {
+		return admission.Allowed("not a customization ConfigMap")
+	}
+	verdict := customize.Validate(cm.Data)
+	var warnings []string
+	if cm.Labels[v1alpha1.DefaultsForClassLabel] == v.Options.GatewayClassName {
+		if cm.Namespace != v.Options.SystemNamespace {
+			warnings = append(warnings, fmt.Sprintf("%s=%s has no effect outside namespace %s", v1alpha1.DefaultsForClassLabel, v.Options.GatewayClassName, v.Options.SystemNamespace))
+		} else if inForce, err := v.olderClassDefaults(ctx, cm); err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		} else if inForce != "" {
+			verdict.Violations = append(verdict.Violations, fmt.Sprintf("only one ConfigMap may be labelled %s=%s; %s is already in force",
+				v1alpha1.DefaultsForClassLabel, v.Options.GatewayClassName, inForce))
+		}
+	}
+	warnings = append(warnings, verdict.Warnings...)
+	if !verdict.Allowed() {
+		return admission.Denied(rejection("ConfigMap", cm.Namespace, cm.Name, role, verdict.Violations)).WithWarnings(warnings...)
+	}
+	return admission.Allowed("").WithWarnings(warnings...)
+}
+
+func rejection(kind, namespace, name, role string, violations []string) string {
+	return fmt.Sprintf("%s %s/%s is not a valid %s: %s", kind, namespace, name, role, strings.Join(violations, "; "))
+}
+
+// roleOf says why a ConfigMap is a customization, or "" when it is not one.
+func (v *ConfigMapValidator) roleOf(ctx context.Context, cm *corev1.ConfigMap) (string, error) {
+	if cm.Labels[v1alpha1.DefaultsForClassLabel] == v.Options.GatewayClassName {
+		return "class defaults ConfigMap for GatewayClass " + v.Options.GatewayClassName, nil
+	}
+	gc := &gatewayv1.GatewayClass{}
+	switch err := v.Cache.Get(ctx, types.NamespacedName{Name: v.Options.GatewayClassName}, gc); {
+	case err == nil:
+		if ref := gc.Spec.ParametersRef; ref != nil && ref.Group == "" && ref.Kind == "ConfigMap" && ref.Name == cm.Name &&
+			ref.Namespace != nil && string(*ref.Namespace) == cm.Namespace {
+			return "parameters ConfigMap of GatewayClass " + v.Options.GatewayClassName, nil
+		}
+	case !apierrors.IsNotFound(err):
+		return "", fmt.Errorf("reading GatewayClass %s: %w", v.Options.GatewayClassName, err)
+	}
+	list := &gatewayv1.GatewayList{}
+	if err := v.Cache.List(ctx, list, client.MatchingFields{GatewayParametersIndex: cm.Namespace + "/" + cm.Name}); err != nil {
+		return "", fmt.Errorf("listing Gateways referencing ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	var names []string
+	for _, gw := range list.Items {
+		if string(gw.Spec.GatewayClassName) == v.Options.GatewayClassName {
+			names = append(names, gw.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "", nil
+	}
+	sort.Strings(names)
+	return "parameters ConfigMap of Gateway " + strings.Join(names, ", "), nil
+}
+
+// olderClassDefaults names the labelled ConfigMap that wins over cm (the oldest, then the
+// first by name), or "" when cm itself is in force.
+func (v *ConfigMapValidator) olderClassDefaults(ctx context.Context, cm *corev1.ConfigMap) (string, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
+	if err := v.Cache.List(ctx, list, client.InNamespace(cm.Namespace), client.MatchingLabels{v1alpha1.DefaultsForClassLabel: v.Options.GatewayClassName}); err != nil {
+		return "", fmt.Errorf("listing class defaults ConfigMaps: %w", err)
+	}
+	for _, other := range list.Items {
+		if other.Name == cm.Name {
+			continue
+		}
+		older := cm.CreationTimestamp.IsZero() || other.CreationTimestamp.Before(&cm.CreationTimestamp) ||
+			(other.CreationTimestamp.Equal(&cm.CreationTimestamp) && other.Name < cm.Name)
+		if older {
+			return other.Namespace + "/" + other.Name, nil
+		}
+	}
+	return "", nil
+}
+
+// GatewayValidator rejects Gateways of the class whose parametersRef cannot work: a kind
+// other than ConfigMap, or a ConfigMap the ConfigMap webhook would reject.
+type GatewayValidator struct {
+	Cache client.Reader
+	// APIReader reads the referenced ConfigMap's content, which the cache does not hold.
+	APIReader client.Reader
+	Options   Options
+	decoder   admission.Decoder
+}
+
+// Handle judges the Gateway's parametersRef; a ConfigMap that does not exist yet is allowed
+// with a warning, and the Gateway's status reports it until it appears.
+func (v *GatewayValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return admission.Allowed("")
+	}
+	gw := &gatewayv1.Gateway{}
+	if err := v.decoder.Decode(req, gw); err != nil {
+		return admission.Errored(http.StatusBadRequest, err)
+	}
+	if gw.Namespace == "" {
+		gw.Namespace = req.Namespace
+	}
+	if string(gw.Spec.GatewayClassName) != v.Options.GatewayClassName || gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
+		return admission.Allowed("")
+	}
+	ref := gw.Spec.Infrastructure.ParametersRef
+	if ref.Group != "" || ref.Kind != "ConfigMap" {
+		return admission.Denied(fmt.Sprintf("Gateway %s/%s: spec.infrastructure.parametersRef %s/%s %s is not supported; "+
+			"reference a ConfigMap in the Gateway's namespace (group: \"\", kind: ConfigMap)", gw.Namespace, gw.Name, ref.Group, ref.Kind, ref.Name))
+	}
+	cm := &corev1.ConfigMap{}
+	if err := v.APIReader.Get(ctx, types.NamespacedName{Namespace: gw.Namespace, Name: ref.Name}, cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return admission.Allowed("").WithWarnings(fmt.Sprintf("ConfigMap %s/%s does not exist yet: the Gateway reports Accepted=False (InvalidParameters) until it does", gw.Namespace, ref.Name))
+		}
+		log.FromContext(ctx).Error(err, "Reading a Gateway's parameters ConfigMap", "configMap", klogRef(gw.Namespace, ref.Name))
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading ConfigMap %s/%s: %w", gw.Namespace, ref.Name, err))
+	}
+	verdict := customize.Validate(cm.Data)
+	if !verdict.Allowed() {
+		return admission.Denied(rejection("ConfigMap", cm.Namespace, cm.Name, "parameters ConfigMap of Gateway "+gw.Name, verdict.Violations)).WithWarnings(verdict.Warnings...)
+	}
+	return admission.Allowed("").WithWarnings(verdict.Warnings...)
+}
