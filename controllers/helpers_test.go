@@ -81,6 +81,7 @@ func pdb(g Gomega, namespace, name string) *policyv1.PodDisruptionBudget {
 func gateway(g Gomega, namespace, name string) *gatewayv1.Gateway {
 	return get(g, namespace, name, &gatewayv1.Gateway{})
 }
+
 // condition returns the Gateway's condition of a type, or an empty one.
 func condition(gw *gatewayv1.Gateway, conditionType string) metav1.Condition {
 	if c := meta.FindStatusCondition(gw.Status.Conditions, conditionType); c != nil {

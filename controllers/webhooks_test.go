@@ -70,8 +70,8 @@ var _ = Describe("The validating webhook", Ordered, func() {
 		err := c.Update(ctx, &corev1.ConfigMap{
 			ObjectMeta: classDefaultsMeta(),
 			Data: map[string]string{
-				"deployment": "spec:\n  template:\n    spec:\n      hostNetwork: true\n      containers:\n      - name: istio-proxy\n        image: evil\n",
-				"service":    "spec:\n  externalIPs: [1.2.3.4]\n",
+				"deployment":              "spec:\n  template:\n    spec:\n      hostNetwork: true\n      containers:\n      - name: istio-proxy\n        image: evil\n",
+				"service":                 "spec:\n  externalIPs: [1.2.3.4]\n",
 				"horizontalPodAutoscaler": "spec:\n  minReplicas: 1\n",
 			},
 		})

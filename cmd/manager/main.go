@@ -33,9 +33,9 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	var (
-		metricsAddr   string
-		probeAddr     string
-		pprofAddr     string
+		metricsAddr    string
+		probeAddr      string
+		pprofAddr      string
 		leaderElect    bool
 		leaderElectNS  string
 		enableWebhooks bool
