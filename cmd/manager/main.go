@@ -114,6 +114,12 @@ func run(args []string) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding readiness check: %w", err)
 	}
+	if enableWebhooks {
+		// A replica takes webhook traffic only once it serves it.
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return fmt.Errorf("adding webhook readiness check: %w", err)
+		}
+	}
 	log.Info("Starting manager", "gatewayClass", opts.GatewayClassName, "systemNamespace", opts.SystemNamespace,
 		"revision", opts.Revision, "proxyImage", opts.ProxyImage, "leaderElection", leaderElect, "webhooks", enableWebhooks)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
