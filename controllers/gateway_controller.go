@@ -12,6 +12,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
@@ -19,6 +20,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -27,6 +29,7 @@ import (
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/pkg/customize"
 	"github.com/kubegate/istio-gateway-operator/pkg/render"
+	"github.com/kubegate/istio-gateway-operator/pkg/revision"
 	"github.com/kubegate/istio-gateway-operator/pkg/ssa"
 )
 
@@ -36,10 +39,13 @@ type GatewayReconciler struct {
 	Client client.Client
 	// APIReader reads around the cache: ConfigMap contents, and objects the label-filtered
 	// cache cannot see, before the operator would create one of the same name.
-	APIReader  client.Reader
-	Recorder   recorder.EventRecorder
-	Options    Options
-	configMaps *configMapSource
+	APIReader client.Reader
+	Recorder  recorder.EventRecorder
+	Options   Options
+	Revisions *RevisionRegistry
+	// FieldManager owns this revision's writes.
+	FieldManager string
+	configMaps   *configMapSource
 }
 
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways,verbs=get;list;watch
@@ -66,6 +72,9 @@ type outcome struct {
 	sources []string
 	// service is the generated Service as last seen, for addresses.
 	service *corev1.Service
+	// notInstalled is set when the Gateway's istio.io/rev names a revision that is not
+	// installed: no one manages its resources.
+	notInstalled string
 }
 
 // Reconcile renders the desired resources, applies those that differ from what the
@@ -79,11 +88,30 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if !gw.DeletionTimestamp.IsZero() {
 		return reconcile.Result{}, nil
 	}
+	ownership, ready := r.Revisions.Decide(gw)
+	if !ready {
+		// The registry settles shortly and then brings every Gateway back.
+		return reconcile.Result{}, nil
+	}
+	me := revision.Name(r.Options.Revision)
 	if string(gw.Spec.GatewayClassName) != r.Options.GatewayClassName {
 		// The Gateway moved to another class: what the operator generated must go.
-		return reconcile.Result{}, r.deleteGenerated(ctx, gw)
+		if ownership.Owner == me || (ownership.Owner == "" && ownership.Reporter == me) {
+			return reconcile.Result{}, r.deleteGenerated(ctx, gw)
+		}
+		return reconcile.Result{}, nil
 	}
-	if !r.serves(gw) {
+	switch {
+	case ownership.Owner == me:
+	case ownership.Owner == "" && ownership.Reporter == me:
+		installed, _ := r.Revisions.Installed()
+		out := &outcome{notInstalled: fmt.Sprintf("%s %s names a revision that is not installed (installed: %s); no revision manages this Gateway's resources",
+			v1alpha1.RevisionLabel, ownership.Requested, strings.Join(installed, ", "))}
+		if err := r.observeService(ctx, gw, out); err != nil {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{}, r.writeStatus(ctx, gw, out)
+	default:
 		return reconcile.Result{}, nil
 	}
 	gc := &gatewayv1.GatewayClass{}
@@ -106,12 +134,6 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, errors.New(out.applyErr)
 	}
 	return reconcile.Result{}, nil
-}
-
-// serves reports whether this instance's revision owns the Gateway.
-func (r *GatewayReconciler) serves(gw *gatewayv1.Gateway) bool {
-	rev, labelled := gw.Labels[v1alpha1.RevisionLabel]
-	return !labelled || rev == r.Options.Revision
 }
 
 func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass) (*outcome, error) {
@@ -293,13 +315,16 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 			return fmt.Errorf("converting %s %s: %w", d.kind.name, name, err)
 		}
 		if live[i] != nil {
-			owned, err := ssa.Owned(live[i], v1alpha1.FieldManager)
+			owned, err := ssa.Owned(live[i], r.FieldManager)
 			if err != nil {
 				return fmt.Errorf("reading managed fields of %s %s: %w", d.kind.name, name, err)
 			}
 			same, err := ssa.Equal(ac, owned)
 			if err != nil {
 				return err
+			}
+			if err := r.releaseOtherRevisions(ctx, d.kind, live[i]); err != nil {
+				failures = append(failures, err.Error())
 			}
 			if same {
 				if d.kind.name == serviceKind.name {
@@ -312,7 +337,7 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 		} else {
 			logger.V(1).Info("Creating generated object", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name))
 		}
-		if err := r.Client.Apply(ctx, ac, client.FieldOwner(v1alpha1.FieldManager), client.ForceOwnership); err != nil {
+		if err := r.Client.Apply(ctx, ac, client.FieldOwner(r.FieldManager), client.ForceOwnership); err != nil {
 			if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) {
 				failures = append(failures, fmt.Sprintf("applying %s %s: %v", d.kind.name, name, err))
 				continue
@@ -327,6 +352,34 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 	}
 	if len(failures) > 0 {
 		out.applyErr = strings.Join(failures, "; ")
+	}
+	return nil
+}
+
+// releaseOtherRevisions hands an object over completely: fields another revision's field
+// manager still owns are released by applying an empty configuration under that manager,
+// so nothing the previous owner set outlives the hand-over unless this revision sets it.
+func (r *GatewayReconciler) releaseOtherRevisions(ctx context.Context, kind generatedKind, live client.Object) error {
+	for _, entry := range live.GetManagedFields() {
+		if entry.Operation != metav1.ManagedFieldsOperationApply || entry.Manager == r.FieldManager || entry.Subresource != "" ||
+			!strings.HasPrefix(entry.Manager, v1alpha1.FieldManager) {
+			continue
+		}
+		gvk := live.GetObjectKind().GroupVersionKind()
+		if gvk.Empty() {
+			var err error
+			if gvk, err = apiutil.GVKForObject(live, r.Client.Scheme()); err != nil {
+				return fmt.Errorf("releasing %s %s/%s: %w", kind.name, live.GetNamespace(), live.GetName(), err)
+			}
+		}
+		empty := &unstructured.Unstructured{}
+		empty.SetGroupVersionKind(gvk)
+		empty.SetNamespace(live.GetNamespace())
+		empty.SetName(live.GetName())
+		log.FromContext(ctx).Info("Releasing fields of the previous owner", "kind", kind.name, "object", klogRef(live.GetNamespace(), live.GetName()), "fieldManager", entry.Manager)
+		if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(empty), client.FieldOwner(entry.Manager)); err != nil {
+			return fmt.Errorf("releasing fields of %s on %s %s/%s: %w", entry.Manager, kind.name, live.GetNamespace(), live.GetName(), err)
+		}
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
-	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/pkg/customize"
 	"github.com/kubegate/istio-gateway-operator/pkg/render"
 	"github.com/kubegate/istio-gateway-operator/pkg/ssa"
@@ -43,9 +42,15 @@ func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, listeners []status.Liste
 		accepted = status.Condition(string(gatewayv1.GatewayConditionAccepted), false, string(gatewayv1.GatewayReasonInvalidParameters),
 			out.invalid+"; the generated resources were left unchanged", gen)
 	}
+	if out.notInstalled != "" {
+		accepted = status.Condition(string(gatewayv1.GatewayConditionAccepted), false, status.ReasonRevisionNotInstalled, out.notInstalled, gen)
+	}
 
 	var programmed metav1.Condition
 	switch {
+	case out.notInstalled != "":
+		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid),
+			"No installed revision manages this Gateway (see Accepted)", gen)
 	case out.invalid != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid),
 			"The Gateway's parameters are invalid (see Accepted)", gen)
@@ -81,6 +86,9 @@ func revisionName(revision string) string {
 }
 
 func customizationCondition(out *outcome, gen int64) metav1.Condition {
+	if out.notInstalled != "" {
+		return status.Condition(status.ConditionCustomizationsApplied, false, status.ReasonRevisionNotInstalled, "No installed revision applies customizations to this Gateway", gen)
+	}
 	if out.invalid != "" {
 		return status.Condition(status.ConditionCustomizationsApplied, false, status.ReasonInvalidParameters, out.invalid, gen)
 	}
@@ -152,7 +160,7 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 	if err != nil {
 		return err
 	}
-	programmedPending := out.invalid != "" || out.conflict != "" || out.applyErr != "" || len(serviceAddresses(out.service)) == 0
+	programmedPending := out.notInstalled != "" || out.invalid != "" || out.conflict != "" || out.applyErr != "" || len(serviceAddresses(out.service)) == 0
 	listeners := status.Listeners(gw, routes, r.namespaceLabels(ctx), !programmedPending)
 	desired := gatewayStatus(gw, out, listeners, r.Options.Revision)
 
@@ -175,7 +183,7 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 		return fmt.Errorf("converting status of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
 	}
 	ac := gatewayv1ac.Gateway(gw.Name, gw.Namespace).WithStatus(statusAC)
-	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(v1alpha1.FieldManager), client.ForceOwnership); err != nil {
+	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(r.FieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("writing status of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
 	}
 	r.recordProblems(gw, desired.Conditions, out)
@@ -198,7 +206,7 @@ func (r *GatewayReconciler) recordProblems(gw *gatewayv1.Gateway, conditions []m
 		if prev != nil && prev.Status == c.Status && prev.Reason == c.Reason && prev.Message == c.Message {
 			continue
 		}
-		if c.Type != status.ConditionCustomizationsApplied || c.Reason == status.ReasonInvalidParameters {
+		if c.Type != status.ConditionCustomizationsApplied || c.Reason == status.ReasonInvalidParameters || c.Reason == status.ReasonRevisionNotInstalled {
 			r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, c.Reason, "Reconcile", "%s", status.Truncate(c.Message, status.MaxEventNote))
 			continue
 		}

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
@@ -32,6 +33,9 @@ type GatewayClassReconciler struct {
 	Client   client.Client
 	Recorder recorder.EventRecorder
 	Options  Options
+	// Revisions tells whether this instance speaks for the class: only the highest
+	// installed revision writes the GatewayClass's status.
+	Revisions *RevisionRegistry
 
 	// defaultsEnsured holds the UIDs of GatewayClasses whose defaults ConfigMap has been
 	// created or found: a deleted ConfigMap comes back only with a restart or a new class.
@@ -43,6 +47,7 @@ type GatewayClassReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",namespace=aks-istio-system,resources=configmaps,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=aks-istio-system,resources=leases,verbs=get;list;watch;create;patch
 
 // Reconcile ensures the served class exists, records its defaults resolution and accepts it.
 func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
@@ -71,6 +76,9 @@ func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Re
 			return reconcile.Result{}, err
 		}
 		r.defaultsEnsured.Store(gc.UID, true)
+	}
+	if !r.Revisions.IsHighest() {
+		return reconcile.Result{}, nil
 	}
 	defaults, err := resolveClassDefaults(ctx, r.Client, gc, r.Options.SystemNamespace)
 	if err != nil {
@@ -128,7 +136,7 @@ func (r *GatewayClassReconciler) writeStatus(ctx context.Context, gc *gatewayv1.
 	for _, c := range desired {
 		ac.Status.WithConditions(conditionAC(c))
 	}
-	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(v1alpha1.FieldManager), client.ForceOwnership); err != nil {
+	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(v1alpha1.FieldManagerFor(r.Options.Revision)), client.ForceOwnership); err != nil {
 		return fmt.Errorf("writing status of GatewayClass %s: %w", gc.Name, err)
 	}
 	prev := meta.FindStatusCondition(gc.Status.Conditions, status.ConditionClassDefaultsResolved)
@@ -146,6 +154,7 @@ func (r *GatewayClassReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&gatewayv1.GatewayClass{}, builder.WithPredicates(served)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.classForDefaultsConfigMap)).
 		WatchesRawSource(startupSource(r.Options.GatewayClassName)).
+		WatchesRawSource(source.Channel(r.Revisions.Subscribe(), &handler.EnqueueRequestForObject{})).
 		Complete(r)
 }
 

@@ -3,8 +3,11 @@
 package controllers
 
 import (
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,8 +37,12 @@ type Options struct {
 // CacheOptions keep the operator's memory proportional to its own objects: generated
 // resources are cached only when they carry the managed label, and ConfigMaps and
 // Namespaces only as trimmed metadata (ConfigMap contents are read on demand).
-func CacheOptions(_ Options) cache.Options {
+func CacheOptions(opts Options) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedLabel: v1alpha1.ManagedLabelValue})
+	revisionLeases, err := labels.Parse(v1alpha1.RevisionLeaseLabel)
+	if err != nil {
+		panic(fmt.Sprintf("the revision Lease label %q is not a selector: %v", v1alpha1.RevisionLeaseLabel, err))
+	}
 	strip := cache.TransformStripManagedFields()
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
@@ -49,6 +56,12 @@ func CacheOptions(_ Options) cache.Options {
 			&gatewayv1.Gateway{}:                     {Transform: strip},
 			&gatewayv1.GatewayClass{}:                {Transform: strip},
 			&gatewayv1.HTTPRoute{}:                   {Transform: strip},
+			// Only the revision Leases, only in the system namespace.
+			&coordinationv1.Lease{}: {
+				Namespaces: map[string]cache.Config{opts.SystemNamespace: {}},
+				Label:      revisionLeases,
+				Transform:  strip,
+			},
 		},
 	}
 }

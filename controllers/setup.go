@@ -13,7 +13,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 )
 
 // Field indexes: each lets a watch event find exactly the Gateways it concerns.
@@ -45,16 +48,22 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("indexing HTTPRoutes by parent: %w", err)
 	}
 	rec := mgr.GetEventRecorder(EventRecorderName)
-	classes := &GatewayClassReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts}
+	revisions := NewRevisionRegistry(mgr.GetClient(), mgr.GetCache(), opts)
+	if err := mgr.Add(revisions); err != nil {
+		return fmt.Errorf("adding the revision registry: %w", err)
+	}
+	classes := &GatewayClassReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts, Revisions: revisions}
 	if err := classes.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the GatewayClass controller: %w", err)
 	}
 	gateways := &GatewayReconciler{
-		Client:     mgr.GetClient(),
-		APIReader:  mgr.GetAPIReader(),
-		Recorder:   rec,
-		Options:    opts,
-		configMaps: newConfigMapSource(mgr.GetClient(), mgr.GetAPIReader()),
+		Client:       mgr.GetClient(),
+		APIReader:    mgr.GetAPIReader(),
+		Recorder:     rec,
+		Options:      opts,
+		Revisions:    revisions,
+		FieldManager: v1alpha1.FieldManagerFor(opts.Revision),
+		configMaps:   newConfigMapSource(mgr.GetClient(), mgr.GetAPIReader()),
 	}
 	if err := gateways.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Gateway controller: %w", err)
@@ -114,5 +123,7 @@ func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(gatewaysOfRoute)).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysSelectingNamespaces),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		// A change of installed revisions decides every Gateway's owner again.
+		WatchesRawSource(source.Channel(r.Revisions.Subscribe(), handler.EnqueueRequestsFromMapFunc(r.gatewaysOfClass))).
 		Complete(r)
 }

@@ -32,7 +32,8 @@ const (
 	ControllerName = "istio.io/gateway-controller"
 	// DefaultSystemNamespace is where the control plane and the class defaults live.
 	DefaultSystemNamespace = "aks-istio-system"
-	// FieldManager is the server-side apply field owner of every write the operator makes.
+	// FieldManager is the server-side apply field owner of the default revision's writes;
+	// other revisions append "-<revision>" (see FieldManagerFor).
 	FieldManager = "istio-gateway-operator"
 	// GeneratedNameSuffix is appended to a Gateway's name, with a dash, to name the
 	// resources generated for it: "<gateway>-istio".
@@ -69,4 +70,17 @@ const MinHPAReplicas int32 = 2
 // when it is missing: "istio-gateway-class-defaults" for the istio class.
 func ClassDefaultsConfigMapName(className string) string {
 	return className + "-gateway-class-defaults"
+}
+
+// RevisionLeaseLabel marks the Lease through which each revision's operator announces that
+// it is installed; its value is the revision.
+const RevisionLeaseLabel = "gateway.istio.io/operator-revision"
+
+// FieldManagerFor is the field manager of one revision's operator, so that
+// `kubectl get --show-managed-fields` tells which revision wrote what.
+func FieldManagerFor(revision string) string {
+	if revision == "" {
+		return FieldManager
+	}
+	return FieldManager + "-" + revision
 }

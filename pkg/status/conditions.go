@@ -35,8 +35,9 @@ const (
 	ReasonResolved = "Resolved"
 	// ReasonMultipleDefaults: several ConfigMaps are labelled for one class; the oldest wins.
 	ReasonMultipleDefaults = "MultipleDefaults"
-	// ReasonResourceConflict: an object the operator would generate exists and is not its own.
-	ReasonResourceConflict = "ResourceConflict"
+	// ReasonRevisionNotInstalled: the Gateway's istio.io/rev names a revision that is not
+	// installed, so no operator instance manages it.
+	ReasonRevisionNotInstalled = "RevisionNotInstalled"
 )
 
 // API limits on the text the operator reports.
