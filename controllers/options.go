@@ -4,6 +4,7 @@ package controllers
 
 import (
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -32,6 +33,9 @@ type Options struct {
 	Revision string
 	// ProxyImage is the image of the revision's gateway proxy.
 	ProxyImage string
+	// RevisionLeaseDuration, RevisionRenewInterval and RevisionSettle tune revision
+	// discovery; zero means the Default* values.
+	RevisionLeaseDuration, RevisionRenewInterval, RevisionSettle time.Duration
 }
 
 // CacheOptions keep the operator's memory proportional to its own objects: generated

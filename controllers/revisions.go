@@ -46,7 +46,7 @@ type RevisionRegistry struct {
 	Client  client.Client
 	Cache   cache.Cache
 	Options Options
-	// LeaseDuration, RenewInterval and Settle default to the package defaults.
+	// LeaseDuration, RenewInterval and Settle come from Options or the package defaults.
 	LeaseDuration, RenewInterval, Settle time.Duration
 
 	mu          sync.RWMutex
@@ -57,9 +57,17 @@ type RevisionRegistry struct {
 
 // NewRevisionRegistry returns a registry whose changes are delivered on Changes.
 func NewRevisionRegistry(c client.Client, informers cache.Cache, opts Options) *RevisionRegistry {
+	orDefault := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
 	return &RevisionRegistry{
 		Client: c, Cache: informers, Options: opts,
-		LeaseDuration: DefaultRevisionLeaseDuration, RenewInterval: DefaultRevisionRenewInterval, Settle: DefaultRevisionSettle,
+		LeaseDuration: orDefault(opts.RevisionLeaseDuration, DefaultRevisionLeaseDuration),
+		RenewInterval: orDefault(opts.RevisionRenewInterval, DefaultRevisionRenewInterval),
+		Settle:        orDefault(opts.RevisionSettle, DefaultRevisionSettle),
 	}
 }
 

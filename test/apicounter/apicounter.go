@@ -17,11 +17,13 @@ import (
 type Counter struct {
 	mu     sync.Mutex
 	counts map[string]int
+	// byNamespace counts the same keys per namespace of the request path.
+	byNamespace map[string]map[string]int
 }
 
 // New returns an empty counter.
 func New() *Counter {
-	return &Counter{counts: map[string]int{}}
+	return &Counter{counts: map[string]int{}, byNamespace: map[string]map[string]int{}}
 }
 
 // Wrap returns a copy of cfg whose requests are counted.
@@ -43,14 +45,39 @@ type roundTripper struct {
 }
 
 func (r roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	r.counter.record(Key(req))
+	r.counter.record(Key(req), namespaceOf(req.URL.Path))
 	return r.next.RoundTrip(req)
 }
 
-func (c *Counter) record(key string) {
+func (c *Counter) record(key, namespace string) {
 	c.mu.Lock()
 	c.counts[key]++
+	if c.byNamespace[namespace] == nil {
+		c.byNamespace[namespace] = map[string]int{}
+	}
+	c.byNamespace[namespace][key]++
 	c.mu.Unlock()
+}
+
+func namespaceOf(path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	for i := 0; i+1 < len(parts); i++ {
+		if parts[i] == "namespaces" && i+2 < len(parts) {
+			return parts[i+1]
+		}
+	}
+	return ""
+}
+
+// WritesIn returns the mutating requests made in one namespace, by key.
+func (c *Counter) WritesIn(namespace string) map[string]int {
+	c.mu.Lock()
+	counts := make(map[string]int, len(c.byNamespace[namespace]))
+	for k, v := range c.byNamespace[namespace] {
+		counts[k] = v
+	}
+	c.mu.Unlock()
+	return writes(counts)
 }
 
 // Key is "VERB resource[/subresource]", e.g. "PATCH deployments" or "PATCH gateways/status";
@@ -103,13 +130,18 @@ func (c *Counter) Snapshot() map[string]int {
 func (c *Counter) Reset() {
 	c.mu.Lock()
 	c.counts = map[string]int{}
+	c.byNamespace = map[string]map[string]int{}
 	c.mu.Unlock()
 }
 
 // Writes returns the mutating requests (POST, PUT, PATCH, DELETE) by key.
 func (c *Counter) Writes() map[string]int {
+	return writes(c.Snapshot())
+}
+
+func writes(counts map[string]int) map[string]int {
 	out := map[string]int{}
-	for k, v := range c.Snapshot() {
+	for k, v := range counts {
 		verb, _, _ := strings.Cut(k, " ")
 		switch verb {
 		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
