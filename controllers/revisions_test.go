@@ -241,4 +241,3 @@ var _ = Describe("Revision ownership", Ordered, func() {
 		expectNoWritesIn(old, fresh)
 	})
 })
-
