@@ -10,9 +10,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/controllers"
 )
 
 // warningRecorder keeps the admission warnings the API server relays, as kubectl prints them.
@@ -33,6 +35,26 @@ func (w *warningRecorder) take() []string {
 	out := w.messages
 	w.messages = nil
 	return out
+}
+
+// webhookRequests reads controller-runtime's count of requests a webhook path served.
+func webhookRequests(path string) float64 {
+	families, err := ctrlmetrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	var total float64
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_webhook_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "webhook" && l.GetValue() == path {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
 }
 
 func expectDenied(err error, parts ...string) {
@@ -99,9 +121,22 @@ var _ = Describe("The validating webhook", Ordered, func() {
 		expectDenied(c.Update(ctx, cm), "data.deployment: spec.template.spec.volumes is not allowed")
 	})
 
-	It("leaves unrelated ConfigMaps alone, whatever they hold", func() {
-		unrelated := configMap(ns, "app-settings", map[string]string{"deployment": "spec:\n  template:\n    spec:\n      hostNetwork: true\n", "anything": "goes"})
-		Expect(c.Create(ctx, unrelated)).To(Succeed())
+	It("is not even called for an ordinary ConfigMap in another namespace", func() {
+		createNamespace("apps")
+		before := webhookRequests(controllers.ConfigMapWebhookPath)
+		Expect(c.Create(ctx, configMap("apps", "settings", map[string]string{"LOG_LEVEL": "debug", "config.yaml": "a: b\n"}))).To(Succeed())
+		// A referenced ConfigMap is judged right after: its request is counted, the
+		// ordinary one's never was.
+		cm := &corev1.ConfigMap{}
+		Expect(c.Get(ctx, key(ns, "gw-options"), cm)).To(Succeed())
+		cm.Data = map[string]string{"horizontalPodAutoscaler": "spec:\n  maxReplicas: 6\n"}
+		Expect(c.Update(ctx, cm)).To(Succeed())
+		Expect(webhookRequests(controllers.ConfigMapWebhookPath) - before).To(BeNumerically("==", 1))
+	})
+
+	It("admits an unreferenced ConfigMap that only looks like a customization", func() {
+		lookalike := configMap("apps", "app-settings", map[string]string{"deployment": "spec:\n  template:\n    spec:\n      hostNetwork: true\n", "anything": "goes"})
+		Expect(c.Create(ctx, lookalike)).To(Succeed())
 		Expect(warnings.take()).To(BeEmpty())
 	})
 
