@@ -330,16 +330,22 @@ var _ = Describe("Drift and ownership", Ordered, func() {
 
 // reconcileCount reads controller-runtime's reconcile counter of one controller.
 func reconcileCount(controller string) float64 {
+	return metricSum("controller_runtime_reconcile_total", "controller", controller)
+}
+
+// metricSum adds up a counter's series that carry label=value in the process's
+// controller-runtime registry.
+func metricSum(name, label, value string) float64 {
 	families, err := ctrlmetrics.Registry.Gather()
 	Expect(err).NotTo(HaveOccurred())
 	var total float64
 	for _, f := range families {
-		if f.GetName() != "controller_runtime_reconcile_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "controller" && l.GetValue() == controller {
+				if l.GetName() == label && l.GetValue() == value {
 					total += m.GetCounter().GetValue()
 				}
 			}
