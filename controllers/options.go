@@ -23,6 +23,10 @@ import (
 // DefaultProxyImage is the proxy of the default revision (Istio 1.26, as asm-1-26 ships).
 const DefaultProxyImage = "docker.io/istio/proxyv2:1.26.3"
 
+// DefaultMaxConcurrentReconciles lets a few Gateways converge at once without crowding a
+// small control plane.
+const DefaultMaxConcurrentReconciles = 4
+
 // Options are the operator's own settings, shared by its reconcilers.
 type Options struct {
 	// GatewayClassName is the one class this instance serves.
@@ -33,6 +37,9 @@ type Options struct {
 	Revision string
 	// ProxyImage is the image of the revision's gateway proxy.
 	ProxyImage string
+	// MaxConcurrentReconciles is how many Gateways are reconciled in parallel; zero means
+	// DefaultMaxConcurrentReconciles.
+	MaxConcurrentReconciles int
 	// RevisionLeaseDuration, RevisionRenewInterval and RevisionSettle tune revision
 	// discovery; zero means the Default* values.
 	RevisionLeaseDuration, RevisionRenewInterval, RevisionSettle time.Duration

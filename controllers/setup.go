@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -109,8 +110,13 @@ func httpRouteParentKeys(o client.Object) []string {
 func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	gatewayChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})
 	specChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	workers := r.Options.MaxConcurrentReconciles
+	if workers <= 0 {
+		workers = DefaultMaxConcurrentReconciles
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("gateway").
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
 		For(&gatewayv1.Gateway{}, builder.WithPredicates(gatewayChanged)).
 		Owns(&corev1.ServiceAccount{}, builder.WithPredicates(specChanged)).
 		Owns(&appsv1.Deployment{}, builder.WithPredicates(specChanged)).

@@ -54,6 +54,7 @@ func run(args []string) error {
 	fs.StringVar(&opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass whose Gateways this operator provisions.")
 	fs.StringVar(&opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: class defaults, istiod and the leader Lease live here.")
 	fs.StringVar(&opts.Revision, "revision", "", "Control-plane revision this instance serves (for example asm-1-26); empty serves the default revision.")
+	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "Gateways reconciled in parallel.")
 	fs.StringVar(&opts.ProxyImage, "proxy-image", controllers.DefaultProxyImage, "Istio proxy image the gateway pods of this revision run.")
 	// controller-runtime registers --kubeconfig on the default FlagSet; expose it here too.
 	if kubeconfig := flag.CommandLine.Lookup("kubeconfig"); kubeconfig != nil {
@@ -85,7 +86,7 @@ func run(args []string) error {
 	if opts.Revision != "" {
 		leaseName += "-" + opts.Revision
 	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	mgr, err := ctrl.NewManager(controllers.InstrumentConfig(restConfig), ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress:        probeAddr,

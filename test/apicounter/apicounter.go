@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/kubegate/istio-gateway-operator/pkg/apirequest"
 )
 
 // Counter is safe for concurrent use.
@@ -45,7 +47,7 @@ type roundTripper struct {
 }
 
 func (r roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	r.counter.record(Key(req), namespaceOf(req.URL.Path))
+	r.counter.record(Key(req), apirequest.Namespace(req.URL.Path))
 	return r.next.RoundTrip(req)
 }
 
@@ -57,16 +59,6 @@ func (c *Counter) record(key, namespace string) {
 	}
 	c.byNamespace[namespace][key]++
 	c.mu.Unlock()
-}
-
-func namespaceOf(path string) string {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	for i := 0; i+1 < len(parts); i++ {
-		if parts[i] == "namespaces" && i+2 < len(parts) {
-			return parts[i+1]
-		}
-	}
-	return ""
 }
 
 // WritesIn returns the mutating requests made in one namespace, by key.
@@ -83,36 +75,8 @@ func (c *Counter) WritesIn(namespace string) map[string]int {
 // Key is "VERB resource[/subresource]", e.g. "PATCH deployments" or "PATCH gateways/status";
 // watches are "WATCH resource".
 func Key(req *http.Request) string {
-	verb := req.Method
-	if req.Method == http.MethodGet && req.URL.Query().Get("watch") == "true" {
-		verb = "WATCH"
-	}
-	return verb + " " + resourceOf(req.URL.Path)
-}
-
-// resourceOf extracts the resource (and subresource) from an API path:
-// /api/v1/namespaces/ns/services/name/status -> services/status.
-func resourceOf(path string) string {
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	switch {
-	case len(parts) >= 2 && parts[0] == "api":
-		parts = parts[2:]
-	case len(parts) >= 3 && parts[0] == "apis":
-		parts = parts[3:]
-	default:
-		return path
-	}
-	if len(parts) >= 2 && parts[0] == "namespaces" && len(parts) > 2 {
-		parts = parts[2:]
-	}
-	switch len(parts) {
-	case 0:
-		return path
-	case 1, 2:
-		return parts[0]
-	default:
-		return parts[0] + "/" + parts[2]
-	}
+	verb, resource := apirequest.Classify(req)
+	return verb + " " + resource
 }
 
 // Snapshot returns a copy of the counts.
@@ -142,9 +106,7 @@ func (c *Counter) Writes() map[string]int {
 func writes(counts map[string]int) map[string]int {
 	out := map[string]int{}
 	for k, v := range counts {
-		verb, _, _ := strings.Cut(k, " ")
-		switch verb {
-		case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		if verb, _, _ := strings.Cut(k, " "); apirequest.IsWrite(verb) {
 			out[k] = v
 		}
 	}
