@@ -70,6 +70,16 @@ test: k8s-assets ## Run the unit tests and the envtest suites.
 test-unit: ## Run only the tests that need no control plane.
 	$(GO) test ./api/... ./pkg/... -count=1
 
+##@ Performance
+
+N ?= 1000
+CURVE ?= 100,300
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: build k8s-assets ## Measure convergence, requests, steady state, class change and memory for N=$(CURVE),$(N); writes bin/bench/results.md.
+	$(GO) run ./test/bench -n $(CURVE),$(N) -manager $(BIN)/manager -out $(BIN)/bench/results.md $(BENCH_ARGS)
+
 ##@ Build and run
 
 .PHONY: build

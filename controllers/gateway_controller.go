@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -345,7 +346,11 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 			return fmt.Errorf("applying %s %s: %w", d.kind.name, name, err)
 		}
 		if d.kind.name == serviceKind.name {
-			if svc, ok := live[i].(*corev1.Service); ok {
+			// The apply response carries the allocated cluster IPs: the status written
+			// next can already report the address.
+			if svc, err := serviceFromResponse(ac); err == nil {
+				out.service = svc
+			} else if svc, ok := live[i].(*corev1.Service); ok {
 				out.service = svc
 			}
 		}
@@ -354,6 +359,20 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 		out.applyErr = strings.Join(failures, "; ")
 	}
 	return nil
+}
+
+// serviceFromResponse reads the Service the API server returned into an apply
+// configuration.
+func serviceFromResponse(ac runtime.ApplyConfiguration) (*corev1.Service, error) {
+	js, err := json.Marshal(ac)
+	if err != nil {
+		return nil, err
+	}
+	svc := &corev1.Service{}
+	if err := json.Unmarshal(js, svc); err != nil {
+		return nil, err
+	}
+	return svc, nil
 }
 
 // releaseOtherRevisions hands an object over completely: fields another revision's field

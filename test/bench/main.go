@@ -1,0 +1,765 @@
+// Command bench is `make bench`: it runs the operator binary against a local control plane
+// with N Gateways and measures convergence time, API requests per Gateway, writes in a
+// steady state across a forced resync, the time a class-wide change takes, reconcile
+// latency, and the operator's CPU and memory, for a curve of N. It prints a table and
+// writes the same results as Markdown for BENCHMARKS.md.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/test/localcluster"
+)
+
+type config struct {
+	sizes         []int
+	namespaces    int
+	paramFraction float64
+	idle          time.Duration
+	curveIdle     time.Duration
+	unrelated     int
+	clients       int
+	manager       string
+	out           string
+	logDir        string
+}
+
+func main() {
+	cfg := config{}
+	var sizes string
+	flag.StringVar(&sizes, "n", "100,300,1000", "Gateway counts to measure, smallest first; the last is the main run.")
+	flag.IntVar(&cfg.namespaces, "namespaces", 50, "Namespaces the Gateways are spread over.")
+	flag.Float64Var(&cfg.paramFraction, "param-fraction", 0.25, "Fraction of Gateways with a parametersRef ConfigMap.")
+	flag.DurationVar(&cfg.idle, "idle", 2*time.Minute, "Steady-state window of the main run.")
+	flag.DurationVar(&cfg.curveIdle, "curve-idle", 30*time.Second, "Steady-state window of the smaller runs.")
+	flag.IntVar(&cfg.unrelated, "unrelated", 10000, "Unrelated ConfigMaps and as many Secrets created in the main run; 0 skips.")
+	flag.IntVar(&cfg.clients, "clients", 16, "Parallel clients creating objects.")
+	flag.StringVar(&cfg.manager, "manager", "bin/manager", "The operator binary.")
+	flag.StringVar(&cfg.out, "out", "bin/bench/results.md", "Where to write the Markdown results.")
+	flag.Parse()
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			fail(fmt.Errorf("bad -n %q", sizes))
+		}
+		cfg.sizes = append(cfg.sizes, n)
+	}
+	cfg.logDir = filepath.Dir(cfg.out)
+	if err := os.MkdirAll(cfg.logDir, 0o755); err != nil {
+		fail(err)
+	}
+	var results []*result
+	for i, n := range cfg.sizes {
+		main := i == len(cfg.sizes)-1
+		fmt.Printf("\n=== N=%d ===\n", n)
+		res, err := run(cfg, n, main)
+		if err != nil {
+			fail(fmt.Errorf("N=%d: %w", n, err))
+		}
+		results = append(results, res)
+	}
+	report := markdown(cfg, results)
+	fmt.Println()
+	fmt.Print(report)
+	if err := os.WriteFile(cfg.out, []byte(report), 0o644); err != nil {
+		fail(err)
+	}
+	fmt.Printf("\nWrote %s\n", cfg.out)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+type result struct {
+	n               int
+	converge        time.Duration
+	writesStop      time.Duration
+	requests        map[string]float64
+	idle            time.Duration
+	idleObjectWrite float64
+	idleLeaseWrites float64
+	idleReconciles  float64
+	classChange     time.Duration
+	classWrites     float64
+	p50, p99        time.Duration
+	peakRSS         float64
+	cpu             float64
+	rssBefore       float64
+	rssAfter        float64
+	heapBefore      float64
+	heapAfter       float64
+	unrelated       int
+}
+
+func (r *result) writesPerGateway() float64 {
+	var total float64
+	for k, v := range r.requests {
+		if isWriteKey(k) {
+			total += v
+		}
+	}
+	return total / float64(r.n)
+}
+
+func (r *result) requestsPerGateway() float64 {
+	var total float64
+	for k, v := range r.requests {
+		if !strings.HasPrefix(k, "WATCH") {
+			total += v
+		}
+	}
+	return total / float64(r.n)
+}
+
+func isWriteKey(k string) bool {
+	verb, _, _ := strings.Cut(k, " ")
+	switch verb {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// run measures one N on a fresh control plane and a fresh operator process.
+func run(cfg config, n int, isMain bool) (*result, error) {
+	ctx := context.Background()
+	namespaces := []string{v1alpha1.DefaultSystemNamespace}
+	for i := 0; i < cfg.namespaces; i++ {
+		namespaces = append(namespaces, fmt.Sprintf("bench-%02d", i))
+	}
+	cluster, err := localcluster.Start(ctx, localcluster.Options{Namespaces: namespaces})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = cluster.Stop() }()
+
+	scheme := clientgoscheme.Scheme
+	utilruntime.Must(gatewayv1.Install(scheme))
+	restCfg := rest.CopyConfig(cluster.Config)
+	restCfg.QPS, restCfg.Burst = -1, 0
+	c, err := client.New(restCfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	// The class ConfigMap of the workload: ClusterIP Services, so Programmed needs no
+	// load balancer, plus the default HPA and PDB.
+	classCM := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.ClassDefaultsConfigMapName("istio"), Namespace: v1alpha1.DefaultSystemNamespace,
+			Labels: map[string]string{v1alpha1.DefaultsForClassLabel: "istio"}},
+		Data: map[string]string{
+			"service":                 "spec:\n  type: ClusterIP\n",
+			"horizontalPodAutoscaler": "spec:\n  minReplicas: 2\n  maxReplicas: 5\n",
+			"podDisruptionBudget":     "spec:\n  minAvailable: 1\n",
+		},
+	}
+	if err := c.Create(ctx, classCM); err != nil {
+		return nil, err
+	}
+	withParams := int(math.Round(float64(n) * cfg.paramFraction))
+	if err := parallel(cfg.clients, withParams, func(i int) error {
+		return c.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("gw-%04d-options", i), Namespace: namespaces[1+i%cfg.namespaces]},
+			Data: map[string]string{
+				"deployment":              "spec:\n  template:\n    spec:\n      containers:\n      - name: istio-proxy\n        resources:\n          requests: {cpu: 200m}\n",
+				"horizontalPodAutoscaler": "spec:\n  maxReplicas: 4\n",
+			},
+		})
+	}); err != nil {
+		return nil, err
+	}
+
+	op, err := startOperator(cfg, cluster, n)
+	if err != nil {
+		return nil, err
+	}
+	defer op.stop()
+	if err := waitFor(2*time.Minute, func() (bool, error) {
+		gc := &gatewayv1.GatewayClass{}
+		if err := c.Get(ctx, client.ObjectKey{Name: "istio"}, gc); err != nil {
+			return false, client.IgnoreNotFound(err)
+		}
+		return meta.IsStatusConditionTrue(gc.Status.Conditions, "Accepted"), nil
+	}); err != nil {
+		return nil, fmt.Errorf("waiting for the operator to accept the GatewayClass: %w", err)
+	}
+	res := &result{n: n}
+	before, err := op.scrape()
+	if err != nil {
+		return nil, err
+	}
+	cpuBefore, _, _, err := op.procStats()
+	if err != nil {
+		return nil, err
+	}
+
+	fmt.Printf("creating %d Gateways (%d with a parametersRef) with %d clients\n", n, withParams, cfg.clients)
+	start := time.Now()
+	if err := parallel(cfg.clients, n, func(i int) error {
+		gw := &gatewayv1.Gateway{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("gw-%04d", i), Namespace: namespaces[1+i%cfg.namespaces]},
+			Spec: gatewayv1.GatewaySpec{
+				GatewayClassName: "istio",
+				Listeners: []gatewayv1.Listener{
+					{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType},
+					{Name: "http-alt", Port: 8080, Protocol: gatewayv1.HTTPProtocolType},
+				},
+			},
+		}
+		if i < withParams {
+			gw.Spec.Infrastructure = &gatewayv1.GatewayInfrastructure{ParametersRef: &gatewayv1.LocalParametersReference{Kind: "ConfigMap", Name: fmt.Sprintf("gw-%04d-options", i)}}
+		}
+		return c.Create(ctx, gw)
+	}); err != nil {
+		return nil, err
+	}
+	if err := waitFor(10*time.Minute, func() (bool, error) { return converged(ctx, c, n) }); err != nil {
+		return nil, fmt.Errorf("waiting for convergence: %w", err)
+	}
+	res.converge = time.Since(start)
+	fmt.Printf("all %d Programmed with their resources after %s\n", n, res.converge.Round(100*time.Millisecond))
+	lastWrite, err := op.waitForQuiet(5 * time.Second)
+	if err != nil {
+		return nil, err
+	}
+	res.writesStop = lastWrite.Sub(start)
+	after, err := op.scrape()
+	if err != nil {
+		return nil, err
+	}
+	res.requests = delta(counters(after, "istio_gateway_operator_api_requests_total", "verb", "resource"),
+		counters(before, "istio_gateway_operator_api_requests_total", "verb", "resource"))
+	res.p50, res.p99 = reconcileQuantiles(before, after)
+	cpuAfter, _, hwm, err := op.procStats()
+	if err != nil {
+		return nil, err
+	}
+	res.cpu, res.peakRSS = cpuAfter-cpuBefore, hwm
+
+	// Steady state across a forced full resync: a GatewayClass annotation change maps to
+	// every Gateway of the class.
+	res.idle = cfg.curveIdle
+	if isMain {
+		res.idle = cfg.idle
+	}
+	fmt.Printf("steady state for %s with a forced resync of every Gateway\n", res.idle)
+	idleBefore, err := op.scrape()
+	if err != nil {
+		return nil, err
+	}
+	if err := touchClass(ctx, c); err != nil {
+		return nil, err
+	}
+	time.Sleep(res.idle)
+	idleAfter, err := op.scrape()
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range delta(counters(idleAfter, "istio_gateway_operator_api_requests_total", "verb", "resource"),
+		counters(idleBefore, "istio_gateway_operator_api_requests_total", "verb", "resource")) {
+		switch {
+		case !isWriteKey(k):
+		case strings.HasSuffix(k, " leases"):
+			res.idleLeaseWrites += v
+		default:
+			res.idleObjectWrite += v
+		}
+	}
+	res.idleReconciles = sumCounter(idleAfter, "controller_runtime_reconcile_total", "controller", "gateway") -
+		sumCounter(idleBefore, "controller_runtime_reconcile_total", "controller", "gateway")
+
+	// A class-wide change: HPA maxReplicas 5 -> 7 must reach every HPA.
+	classBefore, err := op.scrape()
+	if err != nil {
+		return nil, err
+	}
+	classCM.Data["horizontalPodAutoscaler"] = "spec:\n  minReplicas: 2\n  maxReplicas: 7\n"
+	if err := c.Get(ctx, client.ObjectKeyFromObject(classCM), &corev1.ConfigMap{}); err != nil {
+		return nil, err
+	}
+	start = time.Now()
+	if err := updateData(ctx, c, classCM); err != nil {
+		return nil, err
+	}
+	// Gateways with their own maxReplicas keep it: the Gateway level wins.
+	want := n - withParams
+	if err := waitFor(5*time.Minute, func() (bool, error) { return hpasAt(ctx, c, 7, want) }); err != nil {
+		return nil, fmt.Errorf("waiting for the class change: %w", err)
+	}
+	res.classChange = time.Since(start)
+	if _, err := op.waitForQuiet(5 * time.Second); err != nil {
+		return nil, err
+	}
+	classAfter, err := op.scrape()
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range delta(counters(classAfter, "istio_gateway_operator_api_requests_total", "verb", "resource"),
+		counters(classBefore, "istio_gateway_operator_api_requests_total", "verb", "resource")) {
+		if isWriteKey(k) && !strings.HasSuffix(k, " leases") {
+			res.classWrites += v
+		}
+	}
+	fmt.Printf("class change reached %d HPAs after %s with %.0f writes\n", want, res.classChange.Round(100*time.Millisecond), res.classWrites)
+
+	if isMain && cfg.unrelated > 0 {
+		if err := unrelatedObjects(ctx, c, cfg, op, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// unrelatedObjects measures the operator's memory before and after the cluster fills with
+// ConfigMaps and Secrets that have nothing to do with Gateways.
+func unrelatedObjects(ctx context.Context, c client.Client, cfg config, op *operator, res *result) error {
+	_, rss, _, err := op.procStats()
+	if err != nil {
+		return err
+	}
+	metrics, err := op.scrape()
+	if err != nil {
+		return err
+	}
+	res.rssBefore, res.heapBefore = rss, gauge(metrics, "go_memstats_heap_inuse_bytes")/(1<<20)
+	res.unrelated = cfg.unrelated
+	const spread = 20
+	for i := 0; i < spread; i++ {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("unrelated-%02d", i)}}); err != nil {
+			return err
+		}
+	}
+	payload := strings.Repeat("x", 512)
+	fmt.Printf("creating %d unrelated ConfigMaps and %d Secrets\n", cfg.unrelated, cfg.unrelated)
+	if err := parallel(cfg.clients, cfg.unrelated, func(i int) error {
+		ns := fmt.Sprintf("unrelated-%02d", i%spread)
+		if err := c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("cm-%05d", i), Namespace: ns,
+			Labels: map[string]string{"app": "unrelated"}}, Data: map[string]string{"config": payload}}); err != nil {
+			return err
+		}
+		return c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("secret-%05d", i), Namespace: ns},
+			StringData: map[string]string{"token": payload}})
+	}); err != nil {
+		return err
+	}
+	// Let the watch deliver everything, then read the resident set.
+	time.Sleep(15 * time.Second)
+	_, rss, _, err = op.procStats()
+	if err != nil {
+		return err
+	}
+	metrics, err = op.scrape()
+	if err != nil {
+		return err
+	}
+	res.rssAfter, res.heapAfter = rss, gauge(metrics, "go_memstats_heap_inuse_bytes")/(1<<20)
+	fmt.Printf("RSS %.1f MiB -> %.1f MiB; heap in use %.1f MiB -> %.1f MiB\n", res.rssBefore, res.rssAfter, res.heapBefore, res.heapAfter)
+	return nil
+}
+
+// operator is the operator binary running against the local control plane.
+type operator struct {
+	cmd        *exec.Cmd
+	metricsURL string
+	done       chan struct{}
+}
+
+func startOperator(cfg config, cluster *localcluster.Cluster, n int) (*operator, error) {
+	kubeconfig := filepath.Join(cfg.logDir, "kubeconfig")
+	if err := cluster.WriteKubeconfig(kubeconfig); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(cfg.logDir, fmt.Sprintf("manager-%d.log", n)))
+	if err != nil {
+		return nil, err
+	}
+	const metricsAddr = "127.0.0.1:18380"
+	cmd := exec.Command(cfg.manager,
+		"--kubeconfig="+kubeconfig,
+		"--metrics-bind-address="+metricsAddr,
+		"--health-probe-bind-address=127.0.0.1:18381",
+		"--enable-webhooks=false",
+		"--zap-log-level=error",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", cfg.manager, err)
+	}
+	op := &operator{cmd: cmd, metricsURL: "http://" + metricsAddr + "/metrics", done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(op.done); logFile.Close() }()
+	if err := waitFor(time.Minute, func() (bool, error) {
+		select {
+		case <-op.done:
+			return false, errors.New("the operator exited; see its log in " + cfg.logDir)
+		default:
+		}
+		_, err := op.scrape()
+		return err == nil, nil
+	}); err != nil {
+		op.stop()
+		return nil, err
+	}
+	return op, nil
+}
+
+func (o *operator) stop() {
+	_ = o.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-o.done:
+	case <-time.After(30 * time.Second):
+		_ = o.cmd.Process.Kill()
+		<-o.done
+	}
+}
+
+func (o *operator) scrape() (map[string]*dto.MetricFamily, error) {
+	resp, err := http.Get(o.metricsURL)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(bytes.NewReader(body))
+}
+
+// procStats reads the operator's CPU seconds, resident set and peak resident set (MiB).
+func (o *operator) procStats() (cpuSeconds, rssMiB, hwmMiB float64, err error) {
+	pid := o.cmd.Process.Pid
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	// Fields after the command name, which is in parentheses and may contain spaces.
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	const clockTicks = 100
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		key, value, _ := strings.Cut(line, ":")
+		kib, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 64)
+		switch key {
+		case "VmRSS":
+			rssMiB = kib / 1024
+		case "VmHWM":
+			hwmMiB = kib / 1024
+		}
+	}
+	return (utime + stime) / clockTicks, rssMiB, hwmMiB, nil
+}
+
+// waitForQuiet returns when the operator's write counters have not moved for quiet, and
+// the time they last moved.
+func (o *operator) waitForQuiet(quiet time.Duration) (time.Time, error) {
+	last := time.Now()
+	var previous float64 = -1
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		m, err := o.scrape()
+		if err != nil {
+			return time.Time{}, err
+		}
+		var writes float64
+		for k, v := range counters(m, "istio_gateway_operator_api_requests_total", "verb", "resource") {
+			if isWriteKey(k) && !strings.HasSuffix(k, " leases") && !strings.HasSuffix(k, " events") {
+				writes += v
+			}
+		}
+		if writes != previous {
+			previous, last = writes, time.Now()
+		} else if time.Since(last) >= quiet {
+			return last, nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return time.Time{}, errors.New("the operator's writes did not stop within 5 minutes")
+}
+
+func converged(ctx context.Context, c client.Client, n int) (bool, error) {
+	gateways := &gatewayv1.GatewayList{}
+	if err := c.List(ctx, gateways); err != nil {
+		return false, err
+	}
+	programmed := 0
+	for _, gw := range gateways.Items {
+		if meta.IsStatusConditionTrue(gw.Status.Conditions, "Programmed") {
+			programmed++
+		}
+	}
+	if programmed < n {
+		return false, nil
+	}
+	for _, gvk := range []schema.GroupVersionKind{
+		{Group: "", Version: "v1", Kind: "ServiceAccountList"},
+		{Group: "apps", Version: "v1", Kind: "DeploymentList"},
+		{Group: "", Version: "v1", Kind: "ServiceList"},
+		{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscalerList"},
+		{Group: "policy", Version: "v1", Kind: "PodDisruptionBudgetList"},
+	} {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk)
+		if err := c.List(ctx, list, client.MatchingLabels{v1alpha1.ManagedLabel: v1alpha1.ManagedLabelValue}); err != nil {
+			return false, err
+		}
+		if len(list.Items) < n {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func hpasAt(ctx context.Context, c client.Client, maxReplicas int32, want int) (bool, error) {
+	list := &autoscalingv2.HorizontalPodAutoscalerList{}
+	if err := c.List(ctx, list, client.MatchingLabels{v1alpha1.ManagedLabel: v1alpha1.ManagedLabelValue}); err != nil {
+		return false, err
+	}
+	got := 0
+	for _, h := range list.Items {
+		if h.Spec.MaxReplicas == maxReplicas {
+			got++
+		}
+	}
+	return got >= want, nil
+}
+
+func touchClass(ctx context.Context, c client.Client) error {
+	gc := &gatewayv1.GatewayClass{}
+	if err := c.Get(ctx, client.ObjectKey{Name: "istio"}, gc); err != nil {
+		return err
+	}
+	if gc.Annotations == nil {
+		gc.Annotations = map[string]string{}
+	}
+	gc.Annotations["bench/resync"] = time.Now().Format(time.RFC3339Nano)
+	return c.Update(ctx, gc)
+}
+
+func updateData(ctx context.Context, c client.Client, want *corev1.ConfigMap) error {
+	live := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(want), live); err != nil {
+		return err
+	}
+	live.Data = want.Data
+	return c.Update(ctx, live)
+}
+
+// parallel runs fn(0..n-1) on workers goroutines and returns the first error.
+func parallel(workers, n int, fn func(i int) error) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	next := make(chan int)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return firstErr
+}
+
+func waitFor(timeout time.Duration, check func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := check()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// counters flattens a counter family into "label1value label2value" keys.
+func counters(families map[string]*dto.MetricFamily, name string, labels ...string) map[string]float64 {
+	out := map[string]float64{}
+	f, ok := families[name]
+	if !ok {
+		return out
+	}
+	for _, m := range f.GetMetric() {
+		values := make([]string, 0, len(labels))
+		for _, want := range labels {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == want {
+					values = append(values, l.GetValue())
+				}
+			}
+		}
+		out[strings.Join(values, " ")] += m.GetCounter().GetValue()
+	}
+	return out
+}
+
+func sumCounter(families map[string]*dto.MetricFamily, name, label, value string) float64 {
+	return counters(families, name, label)[value]
+}
+
+func gauge(families map[string]*dto.MetricFamily, name string) float64 {
+	f, ok := families[name]
+	if !ok || len(f.GetMetric()) == 0 {
+		return 0
+	}
+	return f.GetMetric()[0].GetGauge().GetValue()
+}
+
+func delta(after, before map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// reconcileQuantiles estimates p50 and p99 of the Gateway reconcile time between two
+// scrapes from the histogram's buckets, interpolating inside the bucket.
+func reconcileQuantiles(before, after map[string]*dto.MetricFamily) (time.Duration, time.Duration) {
+	buckets := func(families map[string]*dto.MetricFamily) map[float64]float64 {
+		out := map[float64]float64{}
+		f, ok := families["controller_runtime_reconcile_time_seconds"]
+		if !ok {
+			return out
+		}
+		for _, m := range f.GetMetric() {
+			gateway := false
+			for _, l := range m.GetLabel() {
+				gateway = gateway || (l.GetName() == "controller" && l.GetValue() == "gateway")
+			}
+			if !gateway {
+				continue
+			}
+			for _, b := range m.GetHistogram().GetBucket() {
+				out[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			}
+		}
+		return out
+	}
+	a, b := buckets(after), buckets(before)
+	bounds := make([]float64, 0, len(a))
+	for ub := range a {
+		bounds = append(bounds, ub)
+	}
+	sort.Float64s(bounds)
+	if len(bounds) == 0 {
+		return 0, 0
+	}
+	total := a[bounds[len(bounds)-1]] - b[bounds[len(bounds)-1]]
+	quantile := func(q float64) time.Duration {
+		rank := q * total
+		lower, prevCount := 0.0, 0.0
+		for _, ub := range bounds {
+			count := a[ub] - b[ub]
+			if count >= rank {
+				if math.IsInf(ub, 1) {
+					return time.Duration(lower * float64(time.Second))
+				}
+				frac := 0.0
+				if count > prevCount {
+					frac = (rank - prevCount) / (count - prevCount)
+				}
+				return time.Duration((lower + frac*(ub-lower)) * float64(time.Second))
+			}
+			lower, prevCount = ub, count
+		}
+		return 0
+	}
+	return quantile(0.5), quantile(0.99)
+}
+
+func markdown(cfg config, results []*result) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "Machine: %s, %d cores, %s/%s, %s. Control plane: etcd %s + kube-apiserver %s from `make k8s-assets` on the same machine (no kube-controller-manager). Operator: `bin/manager`, 4 workers, webhooks off.\n\n",
+		host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), "v3.7.3", localcluster.K8sVersion)
+	fmt.Fprintf(&b, "Workload: N Gateways with 2 HTTP listeners (80, 8080) over %d namespaces, created by %d parallel clients; %.0f%% with a parametersRef ConfigMap; class ConfigMap with `service: {spec: {type: ClusterIP}}`, HPA 2/5, PDB 1. Five objects per Gateway (ServiceAccount, Deployment, Service, HPA, PDB).\n\n",
+		cfg.namespaces, cfg.clients, cfg.paramFraction*100)
+	b.WriteString("| N | all Programmed | Gateways/s | writes stop | writes/Gateway | requests/Gateway | steady-state object writes (window, reconciles) | class change (HPA max 5 -> 7) | its writes | reconcile p50 / p99 | peak RSS | CPU |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		fmt.Fprintf(&b, "| %d | %.1f s | %.0f | %.1f s | %.2f | %.2f | %.0f (%s, %.0f) | %.1f s | %.0f | %s / %s | %.0f MiB | %.1f s |\n",
+			r.n, r.converge.Seconds(), float64(r.n)/r.converge.Seconds(), r.writesStop.Seconds(), r.writesPerGateway(), r.requestsPerGateway(),
+			r.idleObjectWrite, r.idle, r.idleReconciles, r.classChange.Seconds(), r.classWrites,
+			r.p50.Round(100*time.Microsecond), r.p99.Round(100*time.Microsecond), r.peakRSS, r.cpu)
+	}
+	main := results[len(results)-1]
+	fmt.Fprintf(&b, "\nRequests by verb and resource during the convergence of N=%d (client side, from `istio_gateway_operator_api_requests_total`):\n\n", main.n)
+	b.WriteString("| request | count | per Gateway |\n|---|---|---|\n")
+	keys := make([]string, 0, len(main.requests))
+	for k := range main.requests {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f |\n", k, main.requests[k], main.requests[k]/float64(main.n))
+	}
+	fmt.Fprintf(&b, "\nLease heartbeats in the steady-state window of N=%d: %.0f writes (the revision Lease, renewed every 20 s; not object writes).\n", main.n, main.idleLeaseWrites)
+	if main.unrelated > 0 {
+		fmt.Fprintf(&b, "\nMemory with %d unrelated ConfigMaps and %d unrelated Secrets added in 20 other namespaces (N=%d): RSS %.1f MiB -> %.1f MiB (%+.1f%%), Go heap in use %.1f MiB -> %.1f MiB.\n",
+			main.unrelated, main.unrelated, main.n, main.rssBefore, main.rssAfter, 100*(main.rssAfter-main.rssBefore)/main.rssBefore, main.heapBefore, main.heapAfter)
+	}
+	return b.String()
+}
