@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -109,7 +110,13 @@ func httpRouteParentKeys(o client.Object) []string {
 // depend on, each through a map function that finds exactly the Gateways concerned.
 func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	gatewayChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})
-	specChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	// The operator creates the generated objects itself, in the reconcile that already
+	// wrote the Gateway's status: their creation events would only reconcile each Gateway a
+	// second time for nothing. Updates (drift, the load balancer's address) and deletions
+	// still count.
+	notCreated := predicate.Funcs{CreateFunc: func(event.CreateEvent) bool { return false }}
+	specChanged := predicate.And(notCreated,
+		predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))
 	workers := r.Options.MaxConcurrentReconciles
 	if workers <= 0 {
 		workers = DefaultMaxConcurrentReconciles
@@ -121,7 +128,7 @@ func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}, builder.WithPredicates(specChanged)).
 		Owns(&appsv1.Deployment{}, builder.WithPredicates(specChanged)).
 		// Service status carries the load balancer's address.
-		Owns(&corev1.Service{}).
+		Owns(&corev1.Service{}, builder.WithPredicates(notCreated)).
 		Owns(&autoscalingv2.HorizontalPodAutoscaler{}, builder.WithPredicates(specChanged)).
 		Owns(&policyv1.PodDisruptionBudget{}, builder.WithPredicates(specChanged)).
 		Watches(&gatewayv1.GatewayClass{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfClass)).

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -25,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -37,6 +39,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
@@ -57,6 +60,7 @@ type config struct {
 }
 
 func main() {
+	ctrllog.SetLogger(logr.Discard())
 	cfg := config{}
 	var sizes string
 	flag.StringVar(&sizes, "n", "100,300,1000", "Gateway counts to measure, smallest first; the last is the main run.")
@@ -76,6 +80,14 @@ func main() {
 		}
 		cfg.sizes = append(cfg.sizes, n)
 	}
+	// Ctrl-C stops the operator and the control plane of the run in progress.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-signals
+		cleanup.run()
+		os.Exit(130)
+	}()
 	cfg.logDir = filepath.Dir(cfg.out)
 	if err := os.MkdirAll(cfg.logDir, 0o755); err != nil {
 		fail(err)
@@ -85,6 +97,7 @@ func main() {
 		main := i == len(cfg.sizes)-1
 		fmt.Printf("\n=== N=%d ===\n", n)
 		res, err := run(cfg, n, main)
+		cleanup.run()
 		if err != nil {
 			fail(fmt.Errorf("N=%d: %w", n, err))
 		}
@@ -101,7 +114,32 @@ func main() {
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
+	cleanup.run()
 	os.Exit(1)
+}
+
+// cleanups stop what a run started, in reverse order, also on Ctrl-C.
+type cleanups struct {
+	mu  sync.Mutex
+	fns []func()
+}
+
+var cleanup cleanups
+
+func (c *cleanups) add(fn func()) {
+	c.mu.Lock()
+	c.fns = append(c.fns, fn)
+	c.mu.Unlock()
+}
+
+func (c *cleanups) run() {
+	c.mu.Lock()
+	fns := c.fns
+	c.fns = nil
+	c.mu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
 }
 
 type result struct {
@@ -165,7 +203,7 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = cluster.Stop() }()
+	cleanup.add(func() { _ = cluster.Stop() })
 
 	scheme := clientgoscheme.Scheme
 	utilruntime.Must(gatewayv1.Install(scheme))
@@ -206,7 +244,7 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer op.stop()
+	cleanup.add(op.stop)
 	if err := waitFor(2*time.Minute, func() (bool, error) {
 		gc := &gatewayv1.GatewayClass{}
 		if err := c.Get(ctx, client.ObjectKey{Name: "istio"}, gc); err != nil {
@@ -268,6 +306,9 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 		return nil, err
 	}
 	res.cpu, res.peakRSS = cpuAfter-cpuBefore, hwm
+	if err := saveHeapProfile(filepath.Join(cfg.logDir, fmt.Sprintf("heap-%d.pprof", n))); err != nil {
+		return nil, err
+	}
 
 	// Steady state across a forced full resync: a GatewayClass annotation change maps to
 	// every Gateway of the class.
@@ -390,6 +431,26 @@ func unrelatedObjects(ctx context.Context, c client.Client, cfg config, op *oper
 	return nil
 }
 
+// pprofAddr serves the operator's pprof endpoints during the benchmark.
+const pprofAddr = "127.0.0.1:18382"
+
+// saveHeapProfile keeps the operator's live heap (after a GC) at convergence, for
+// `go tool pprof -top bin/manager bin/bench/heap-<N>.pprof`.
+func saveHeapProfile(path string) error {
+	resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return fmt.Errorf("reading the heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	_, err = io.Copy(out, resp.Body)
+	return err
+}
+
 // operator is the operator binary running against the local control plane.
 type operator struct {
 	cmd        *exec.Cmd
@@ -411,6 +472,7 @@ func startOperator(cfg config, cluster *localcluster.Cluster, n int) (*operator,
 		"--kubeconfig="+kubeconfig,
 		"--metrics-bind-address="+metricsAddr,
 		"--health-probe-bind-address=127.0.0.1:18381",
+		"--pprof-bind-address="+pprofAddr,
 		"--enable-webhooks=false",
 		"--zap-log-level=error",
 	)
@@ -437,6 +499,11 @@ func startOperator(cfg config, cluster *localcluster.Cluster, n int) (*operator,
 }
 
 func (o *operator) stop() {
+	select {
+	case <-o.done:
+		return
+	default:
+	}
 	_ = o.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-o.done:

@@ -27,6 +27,10 @@ import (
 // K8sVersion is the Kubernetes release whose binaries the project builds and tests against.
 const K8sVersion = "v1.37.2"
 
+// ServiceCIDR is the Service cluster IP range: a /16, enough for the benchmark's
+// thousands of Gateways.
+const ServiceCIDR = "10.96.0.0/16"
+
 // Options choose what runs besides etcd and kube-apiserver.
 type Options struct {
 	// AssetsDir holds etcd, kube-apiserver and the other binaries; defaults to
@@ -86,6 +90,8 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: opts.WebhookManifests},
 	}
+	// Room for thousands of Services (envtest's default range holds 254).
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDR)
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s: %w", assets, err)
