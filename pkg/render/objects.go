@@ -56,6 +56,8 @@ func deployment(in Inputs, meta metav1.ObjectMeta, labels, annotations map[strin
 					SecurityContext: &corev1.PodSecurityContext{
 						// Lets the non-root proxy bind listener ports below 1024.
 						Sysctls: []corev1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "0"}},
+						// The restricted Pod Security Standard asks for the runtime's filter.
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
 					Containers: []corev1.Container{{
 						Name:  v1alpha1.ProxyContainerName,

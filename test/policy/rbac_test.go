@@ -1,0 +1,93 @@
+// Package policy checks the operator's shipped manifests against its security promises:
+// least-privilege RBAC and pod security.
+package policy
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// generated are the resources the operator writes, with the verbs each may need; anything
+// else it may only read.
+var allowedWrites = map[string][]string{
+	"deployments":              {"create", "patch", "delete"},
+	"services":                 {"create", "patch", "delete"},
+	"serviceaccounts":          {"create", "patch", "delete"},
+	"horizontalpodautoscalers": {"create", "patch", "delete"},
+	"poddisruptionbudgets":     {"create", "patch", "delete"},
+	"gateways/status":          {"patch", "update"},
+	"gateways/finalizers":      {"update"},
+	"gatewayclasses/status":    {"patch", "update"},
+	"gatewayclasses":           {"create"},
+	"events":                   {"create", "patch"},
+	"leases":                   {"create", "patch", "update", "delete"},
+	// Only the class defaults ConfigMap, and only in the system namespace (a Role).
+	"configmaps": {"create"},
+}
+
+var writeVerbs = []string{"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate"}
+
+type roleDoc struct {
+	Kind     string              `json:"kind"`
+	Metadata map[string]any      `json:"metadata"`
+	Rules    []rbacv1.PolicyRule `json:"rules"`
+}
+
+func readRoles(t *testing.T, paths ...string) []roleDoc {
+	t.Helper()
+	var out []roleDoc
+	for _, p := range paths {
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, doc := range bytes.Split(raw, []byte("\n---")) {
+			var r roleDoc
+			if err := yaml.Unmarshal(doc, &r); err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			if r.Kind == "ClusterRole" || r.Kind == "Role" {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+func TestRBACIsLeastPrivilege(t *testing.T) {
+	roles := readRoles(t, "../../config/rbac/role.yaml", "../../config/rbac/leader_election_role.yaml")
+	if len(roles) < 3 {
+		t.Fatalf("found %d roles; expected the manager ClusterRole and Role and the leader-election Role", len(roles))
+	}
+	for _, role := range roles {
+		for _, rule := range role.Rules {
+			for _, field := range [][]string{rule.Verbs, rule.Resources, rule.APIGroups, rule.ResourceNames} {
+				if slices.Contains(field, "*") {
+					t.Errorf("%s %v has a wildcard: %+v", role.Kind, role.Metadata["name"], rule)
+				}
+			}
+			for _, resource := range rule.Resources {
+				if resource == "secrets" || strings.HasPrefix(resource, "secrets/") {
+					t.Errorf("%s %v grants Secret access: %+v", role.Kind, role.Metadata["name"], rule)
+				}
+				for _, verb := range rule.Verbs {
+					if !slices.Contains(writeVerbs, verb) {
+						continue
+					}
+					if !slices.Contains(allowedWrites[resource], verb) {
+						t.Errorf("%s %v may %s %s, which the operator does not generate", role.Kind, role.Metadata["name"], verb, resource)
+					}
+					if resource == "configmaps" && role.Kind != "Role" {
+						t.Errorf("ConfigMap writes must be confined to the system namespace by a Role, not a %s", role.Kind)
+					}
+				}
+			}
+		}
+	}
+}
