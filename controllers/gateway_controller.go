@@ -2,10 +2,12 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -47,6 +49,21 @@ type GatewayReconciler struct {
 	// FieldManager owns this revision's writes.
 	FieldManager string
 	configMaps   *configMapSource
+	// inSync remembers, per generated object, the resourceVersion at which it last matched
+	// what this operator would apply, and a digest of that: an unchanged object whose
+	// desired state is unchanged needs no managed-fields comparison, the costly part of a
+	// resync.
+	inSync sync.Map
+}
+
+// syncKey names one generated object in inSync.
+type syncKey struct{ kind, namespace, name string }
+
+// syncState is an object's resourceVersion and the digest of the apply configuration it
+// was found to match.
+type syncState struct {
+	resourceVersion string
+	digest          [sha256.Size]byte
 }
 
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways,verbs=get;list;watch
@@ -84,6 +101,9 @@ type outcome struct {
 func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	gw := &gatewayv1.Gateway{}
 	if err := r.Client.Get(ctx, req.NamespacedName, gw); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+		}
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	if !gw.DeletionTimestamp.IsZero() {
@@ -315,19 +335,32 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 		if err != nil {
 			return fmt.Errorf("converting %s %s: %w", d.kind.name, name, err)
 		}
+		sent, err := json.Marshal(ac)
+		if err != nil {
+			return fmt.Errorf("encoding %s %s: %w", d.kind.name, name, err)
+		}
+		key := syncKey{d.kind.name, name.Namespace, name.Name}
+		digest := sha256.Sum256(sent)
 		if live[i] != nil {
-			owned, err := ssa.Owned(live[i], r.FieldManager)
-			if err != nil {
-				return fmt.Errorf("reading managed fields of %s %s: %w", d.kind.name, name, err)
+			same := false
+			var owned any
+			if known, ok := r.inSync.Load(key); ok {
+				st := known.(syncState)
+				same = st.resourceVersion == live[i].GetResourceVersion() && st.digest == digest
 			}
-			same, err := ssa.Equal(ac, owned)
-			if err != nil {
-				return err
+			if !same {
+				if owned, err = ssa.Owned(live[i], r.FieldManager); err != nil {
+					return fmt.Errorf("reading managed fields of %s %s: %w", d.kind.name, name, err)
+				}
+				if same, err = ssa.Equal(ac, owned); err != nil {
+					return err
+				}
 			}
 			if err := r.releaseOtherRevisions(ctx, d.kind, live[i]); err != nil {
 				failures = append(failures, err.Error())
 			}
 			if same {
+				r.inSync.Store(key, syncState{resourceVersion: live[i].GetResourceVersion(), digest: digest})
 				if d.kind.name == serviceKind.name {
 					out.service = live[i].(*corev1.Service)
 				}
@@ -338,12 +371,17 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 		} else {
 			logger.V(1).Info("Creating generated object", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name))
 		}
+		r.inSync.Delete(key)
 		if err := r.Client.Apply(ctx, ac, client.FieldOwner(r.FieldManager), client.ForceOwnership); err != nil {
 			if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) {
 				failures = append(failures, fmt.Sprintf("applying %s %s: %v", d.kind.name, name, err))
 				continue
 			}
 			return fmt.Errorf("applying %s %s: %w", d.kind.name, name, err)
+		}
+		// The response is the object as applied: remember its version as in sync.
+		if rv := responseResourceVersion(ac); rv != "" {
+			r.inSync.Store(key, syncState{resourceVersion: rv, digest: digest})
 		}
 		if d.kind.name == serviceKind.name {
 			// The apply response carries the allocated cluster IPs: the status written
@@ -361,6 +399,24 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 	return nil
 }
 
+// responseResourceVersion reads the resourceVersion an apply response put into an apply
+// configuration, or "".
+func responseResourceVersion(ac runtime.ApplyConfiguration) string {
+	js, err := json.Marshal(ac)
+	if err != nil {
+		return ""
+	}
+	var object struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(js, &object); err != nil {
+		return ""
+	}
+	return object.Metadata.ResourceVersion
+}
+
 // serviceFromResponse reads the Service the API server returned into an apply
 // configuration.
 func serviceFromResponse(ac runtime.ApplyConfiguration) (*corev1.Service, error) {
@@ -373,6 +429,13 @@ func serviceFromResponse(ac runtime.ApplyConfiguration) (*corev1.Service, error)
 		return nil, err
 	}
 	return svc, nil
+}
+
+// forget drops what inSync knows of a deleted Gateway's objects.
+func (r *GatewayReconciler) forget(gateway types.NamespacedName) {
+	for _, kind := range generatedKinds {
+		r.inSync.Delete(syncKey{kind.name, gateway.Namespace, render.Name(gateway.Name)})
+	}
 }
 
 // releaseOtherRevisions hands an object over completely: fields another revision's field

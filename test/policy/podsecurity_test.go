@@ -34,7 +34,7 @@ func evaluate(t *testing.T, level api.Level, d *appsv1.Deployment) []string {
 func TestGatewayPodsPassTheRestrictedPodSecurityStandard(t *testing.T) {
 	gw := &gatewayv1.Gateway{
 		ObjectMeta: metav1.ObjectMeta{Name: "httpbin-gateway", Namespace: "default", UID: types.UID("u")},
-		Spec: gatewayv1.GatewaySpec{GatewayClassName: "istio", Listeners: []gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType}}},
+		Spec:       gatewayv1.GatewaySpec{GatewayClassName: "istio", Listeners: []gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType}}},
 	}
 	res, err := render.Render(render.Inputs{Gateway: gw, SystemNamespace: "aks-istio-system", ProxyImage: "proxy"})
 	if err != nil {
