@@ -80,6 +80,17 @@ BENCH_ARGS ?=
 bench: build k8s-assets ## Measure convergence, requests, steady state, class change and memory for N=$(CURVE),$(N); writes bin/bench/results.md.
 	$(GO) run ./test/bench -n $(CURVE),$(N) -manager $(BIN)/manager -out $(BIN)/bench/results.md $(BENCH_ARGS)
 
+FUZZTIME ?= 1m
+FUZZ_TARGETS := ./pkg/customize:FuzzFilterNeverKeepsAnOffListPath ./pkg/customize:FuzzValidatorAgreesWithFilter \
+	./pkg/customize:FuzzParseIsDeterministic ./pkg/render:FuzzMergeGatewayLevelWinsAndIsIdempotent
+
+.PHONY: fuzz
+fuzz: ## Fuzz the ConfigMap parsing, allowlist filter, validator and merge, each for FUZZTIME (seed corpora in testdata/fuzz run in make test).
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($(FUZZTIME))"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
 ##@ Build and run
 
 .PHONY: build
