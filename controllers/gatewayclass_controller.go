@@ -89,7 +89,17 @@ func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Re
 
 func (r *GatewayClassReconciler) ensureDefaultsConfigMap(ctx context.Context, gc *gatewayv1.GatewayClass) error {
 	cm := defaultClassConfigMap(gc.Name, r.Options.SystemNamespace)
-	err := r.Client.Create(ctx, cm, client.FieldOwner(v1alpha1.FieldManager))
+	// Any class-level ConfigMap in place (named by the class, or labelled for it, under
+	// whatever name) means there is nothing to create; looking in the cache first also
+	// makes a restart cost no request.
+	defaults, err := resolveClassDefaults(ctx, r.Client, gc, r.Options.SystemNamespace)
+	if err != nil {
+		return err
+	}
+	if defaults.Ref != nil || defaults.Problem != "" {
+		return nil
+	}
+	err = r.Client.Create(ctx, cm, client.FieldOwner(v1alpha1.FieldManager))
 	switch {
 	case err == nil:
 		log.FromContext(ctx).Info("Created class defaults ConfigMap", "configMap", klogRef(cm.Namespace, cm.Name))

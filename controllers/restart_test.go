@@ -1,0 +1,113 @@
+package controllers_test
+
+import (
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+)
+
+// snapshot records the identity and version of everything the operator generated and of
+// the users' Gateways (spec) and ConfigMaps.
+func snapshot() map[string]string {
+	GinkgoHelper()
+	out := map[string]string{}
+	lists := map[string]client.ObjectList{
+		"Deployment": &appsv1.DeploymentList{}, "Service": &corev1.ServiceList{}, "ServiceAccount": &corev1.ServiceAccountList{},
+		"HorizontalPodAutoscaler": &autoscalingv2.HorizontalPodAutoscalerList{}, "PodDisruptionBudget": &policyv1.PodDisruptionBudgetList{},
+	}
+	for kind, list := range lists {
+		Expect(k8sClient.List(ctx, list, client.MatchingLabels{v1alpha1.ManagedLabel: v1alpha1.ManagedLabelValue})).To(Succeed())
+		items, err := metaItems(list)
+		Expect(err).NotTo(HaveOccurred())
+		for _, o := range items {
+			out[kind+" "+o.GetNamespace()+"/"+o.GetName()] = string(o.GetUID()) + " " + o.GetResourceVersion()
+		}
+	}
+	gateways := &gatewayv1.GatewayList{}
+	Expect(k8sClient.List(ctx, gateways)).To(Succeed())
+	for _, gw := range gateways.Items {
+		// Status is the operator's to write; metadata and spec are the user's.
+		out["Gateway "+gw.Namespace+"/"+gw.Name] = string(gw.UID) + " generation " + strings.Repeat("I", int(gw.Generation)) + " labels " + labelsString(gw.Labels)
+	}
+	configMaps := &corev1.ConfigMapList{}
+	Expect(k8sClient.List(ctx, configMaps)).To(Succeed())
+	for _, cm := range configMaps.Items {
+		out["ConfigMap "+cm.Namespace+"/"+cm.Name] = string(cm.UID) + " " + cm.ResourceVersion
+	}
+	return out
+}
+
+func labelsString(labels map[string]string) string {
+	var parts []string
+	for k, v := range labels {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func metaItems(list client.ObjectList) ([]client.Object, error) {
+	var out []client.Object
+	switch l := list.(type) {
+	case *appsv1.DeploymentList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *corev1.ServiceList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *corev1.ServiceAccountList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *autoscalingv2.HorizontalPodAutoscalerList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	case *policyv1.PodDisruptionBudgetList:
+		for i := range l.Items {
+			out = append(out, &l.Items[i])
+		}
+	}
+	return out, nil
+}
+
+var _ = Describe("An operator restart", func() {
+	It("writes nothing at start-up when nothing changed, and never touches users' objects", func() {
+		convergedGateway("restart", "gw")
+		// Every Gateway in the suite has settled before the restart.
+		Eventually(func(g Gomega) {
+			operatorRequests.Reset()
+			g.Consistently(func() map[string]int { return withoutEvents(operatorRequests.Writes()) }, "3s").Should(BeEmpty())
+		}, "60s").Should(Succeed())
+		before := snapshot()
+
+		stopManager()
+		Eventually(managerDone).Should(BeClosed())
+		operatorRequests.Reset()
+		reconcilesBefore := reconcileCount("gateway")
+		startManager()
+
+		// The restarted operator reconciles every Gateway once it has settled ...
+		gateways := &gatewayv1.GatewayList{}
+		Expect(k8sClient.List(ctx, gateways)).To(Succeed())
+		Eventually(func() float64 { return reconcileCount("gateway") - reconcilesBefore }, "60s").
+			Should(BeNumerically(">=", countOfClass(gateways.Items, "istio")))
+		// ... and writes nothing but its revision Lease heartbeat.
+		Consistently(func() map[string]int {
+			writes := withoutEvents(operatorRequests.Writes())
+			delete(writes, "PATCH leases")
+			return writes
+		}, "3s").Should(BeEmpty())
+		Expect(snapshot()).To(Equal(before), "UIDs and versions of generated objects, and users' Gateways and ConfigMaps, are unchanged")
+	})
+})
