@@ -54,15 +54,11 @@ type ConfigMapValidator struct {
 
 // Handle admits unrelated ConfigMaps at once and judges customization ConfigMaps whole.
 func (v *ConfigMapValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
-		return admission.Allowed("")
-	}
 	cm := &corev1.ConfigMap{}
-	if err := v.decoder.Decode(req, cm); err != nil {
+	if judged, err := decodeWrite(v.decoder, req, cm); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
-	}
-	if cm.Namespace == "" {
-		cm.Namespace = req.Namespace
+	} else if !judged {
+		return admission.Allowed("")
 	}
 	role, err := v.roleOf(ctx, cm)
 	if err != nil {
@@ -88,6 +84,21 @@ func (v *ConfigMapValidator) Handle(ctx context.Context, req admission.Request) 
 		return admission.Denied(rejection("ConfigMap", cm.Namespace, cm.Name, role, verdict.Violations)).WithWarnings(warnings...)
 	}
 	return admission.Allowed("").WithWarnings(warnings...)
+}
+
+// decodeWrite decodes the object of a CREATE or UPDATE request into obj, with the
+// request's namespace; judged is false for any other operation, which the webhooks admit.
+func decodeWrite(decoder admission.Decoder, req admission.Request, obj client.Object) (judged bool, err error) {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return false, nil
+	}
+	if err := decoder.Decode(req, obj); err != nil {
+		return false, err
+	}
+	if obj.GetNamespace() == "" {
+		obj.SetNamespace(req.Namespace)
+	}
+	return true, nil
 }
 
 func rejection(kind, namespace, name, role string, violations []string) string {
@@ -160,15 +171,11 @@ type GatewayValidator struct {
 // Handle judges the Gateway's parametersRef; a ConfigMap that does not exist yet is allowed
 // with a warning, and the Gateway's status reports it until it appears.
 func (v *GatewayValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
-		return admission.Allowed("")
-	}
 	gw := &gatewayv1.Gateway{}
-	if err := v.decoder.Decode(req, gw); err != nil {
+	if judged, err := decodeWrite(v.decoder, req, gw); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
-	}
-	if gw.Namespace == "" {
-		gw.Namespace = req.Namespace
+	} else if !judged {
+		return admission.Allowed("")
 	}
 	if string(gw.Spec.GatewayClassName) != v.Options.GatewayClassName || gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
 		return admission.Allowed("")
