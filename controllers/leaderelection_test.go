@@ -8,11 +8,7 @@ import (
 	. "github.com/onsi/gomega"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
-	"github.com/kubegate/istio-gateway-operator/controllers"
 	"github.com/kubegate/istio-gateway-operator/test/apicounter"
 )
 
@@ -32,39 +28,18 @@ const (
 func startReplica() *replica {
 	GinkgoHelper()
 	r := &replica{requests: apicounter.New(), done: make(chan struct{})}
-	opts := controllers.Options{
-		GatewayClassName: v1alpha1.DefaultGatewayClassName,
-		SystemNamespace:  systemNamespace,
-		Revision:         haRevision,
-		ProxyImage:       proxyImageOf(haRevision),
-		RevisionSettle:   time.Second, RevisionRenewInterval: time.Second, RevisionLeaseDuration: 30 * time.Second,
-	}
-	mgr, err := ctrl.NewManager(r.requests.Wrap(restConfig), ctrl.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:  "0",
-		Cache:                   controllers.CacheOptions(opts),
-		Controller:              config.Controller{SkipNameValidation: ptr.To(true)},
-		LeaderElection:          true,
-		LeaderElectionID:        "istio-gateway-operator-" + haRevision,
-		LeaderElectionNamespace: systemNamespace,
-		LeaseDuration:           ptr.To(haLeaseDuration),
-		RenewDeadline:           ptr.To(3 * time.Second),
-		RetryPeriod:             ptr.To(500 * time.Millisecond),
-		// A stopped leader does not release the Lease: the other replica must wait it out,
-		// as after a crash.
-		LeaderElectionReleaseOnCancel: false,
+	mgr, cancel := runInstance(haRevision, 30*time.Second, r.requests, r.done, func(o *ctrl.Options) {
+		o.LeaderElection = true
+		o.LeaderElectionID = "istio-gateway-operator-" + haRevision
+		o.LeaderElectionNamespace = systemNamespace
+		o.LeaseDuration = ptr.To(haLeaseDuration)
+		o.RenewDeadline = ptr.To(3 * time.Second)
+		o.RetryPeriod = ptr.To(500 * time.Millisecond)
+		// A stopped leader does not release the Lease: the other replica must wait it
+		// out, as after a crash.
+		o.LeaderElectionReleaseOnCancel = false
 	})
-	Expect(err).NotTo(HaveOccurred())
-	Expect(controllers.SetupWithManager(mgr, opts)).To(Succeed())
-	r.elected = mgr.Elected()
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	go func() {
-		defer GinkgoRecover()
-		defer close(r.done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
+	r.elected, r.cancel = mgr.Elected(), cancel
 	return r
 }
 

@@ -42,31 +42,44 @@ func proxyImageOf(rev string) string {
 func startRevision(rev string) *revisionInstance {
 	GinkgoHelper()
 	inst := &revisionInstance{revision: rev, image: proxyImageOf(rev), requests: apicounter.New(), done: make(chan struct{})}
+	_, inst.cancel = runInstance(rev, 10*time.Second, inst.requests, inst.done, nil)
+	return inst
+}
+
+// runInstance starts, in this process, an operator instance of a revision with fast
+// revision discovery and its requests counted; tune adjusts the manager's options. It
+// returns the manager and the function that stops it; done closes when it has stopped.
+func runInstance(rev string, leaseDuration time.Duration, requests *apicounter.Counter, done chan struct{},
+	tune func(*ctrl.Options)) (ctrl.Manager, context.CancelFunc) {
+	GinkgoHelper()
 	opts := controllers.Options{
 		GatewayClassName: v1alpha1.DefaultGatewayClassName,
 		SystemNamespace:  systemNamespace,
 		Revision:         rev,
-		ProxyImage:       inst.image,
-		RevisionSettle:   time.Second, RevisionRenewInterval: time.Second, RevisionLeaseDuration: 10 * time.Second,
+		ProxyImage:       proxyImageOf(rev),
+		RevisionSettle:   time.Second, RevisionRenewInterval: time.Second, RevisionLeaseDuration: leaseDuration,
 	}
-	mgr, err := ctrl.NewManager(inst.requests.Wrap(restConfig), ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  controllers.CacheOptions(opts),
 		// Several instances share this process; their controllers have the same names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}
+	if tune != nil {
+		tune(&mgrOpts)
+	}
+	mgr, err := ctrl.NewManager(requests.Wrap(restConfig), mgrOpts)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.SetupWithManager(mgr, opts)).To(Succeed())
 	ctx, cancel := context.WithCancel(context.Background())
-	inst.cancel = cancel
 	go func() {
 		defer GinkgoRecover()
-		defer close(inst.done)
+		defer close(done)
 		Expect(mgr.Start(ctx)).To(Succeed())
 	}()
-	return inst
+	return mgr, cancel
 }
 
 // uninstall stops the instance and deletes its Lease, as removing the revision does.
