@@ -50,8 +50,8 @@ fmt: ## Format the code.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet.
-	$(GO) vet ./...
+vet: ## Run go vet (the e2e suite included).
+	$(GO) vet -tags e2e ./...
 
 .PHONY: lint
 lint: vet ## Check formatting, vet, and that generated manifests are up to date.
@@ -62,9 +62,25 @@ lint: vet ## Check formatting, vet, and that generated manifests are up to date.
 k8s-assets: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl into bin/k8s/$(K8S_VERSION) (no-op when present).
 	@K8S_VERSION=$(K8S_VERSION) ETCD_VERSION=$(ETCD_VERSION) hack/k8s-assets.sh $(ASSETS)
 
+.PHONY: e2e-tools
+e2e-tools: ## Build kwok and MetalLB's controller from source into bin/e2e (no-op when present).
+	@hack/e2e-tools.sh $(BIN)/e2e
+
 .PHONY: test
-test: k8s-assets ## Run the unit tests and the envtest suites.
+test: test-integration test-e2e ## Run every test: unit, envtest suites, then the end-to-end suite.
+
+.PHONY: test-integration
+test-integration: k8s-assets ## Run the unit tests and the envtest suites.
 	$(GO) test ./... -count=1 -timeout 20m -coverprofile $(ROOT)/cover.out
+
+.PHONY: test-e2e
+test-e2e: build k8s-assets e2e-tools ## Run the end-to-end suite: bin/manager on a control plane with kwok nodes and MetalLB, driven by kubectl.
+	$(GO) test -tags e2e ./test/e2e/ -count=1 -timeout 15m -v -ginkgo.v
+
+.PHONY: demo
+demo: build k8s-assets e2e-tools ## Play the walkthrough on the end-to-end environment, then keep it running (DEMO_EXIT=1 exits).
+	@$(GO) build -o $(BIN)/demo ./hack/demo
+	@$(BIN)/demo -dir $(BIN)/e2e/demo
 
 .PHONY: test-unit
 test-unit: ## Run only the tests that need no control plane.
@@ -123,4 +139,4 @@ undeploy: ## Remove what deploy created.
 
 .PHONY: clean
 clean: ## Remove build output, keeping the control-plane binaries.
-	rm -rf $(BIN)/manager $(BIN)/run-local $(BIN)/local cover.out
+	rm -rf $(BIN)/manager $(BIN)/run-local $(BIN)/demo $(BIN)/local $(BIN)/e2e/suite $(BIN)/e2e/demo cover.out

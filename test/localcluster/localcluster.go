@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -130,7 +131,7 @@ func (c *Cluster) setUp(ctx context.Context, opts Options, assets string) error 
 	}
 	if opts.ControllerManager {
 		certDir := c.Env.ControlPlane.GetAPIServer().CertDir
-		if err := c.startChild(filepath.Join(assets, "kube-controller-manager"), opts.Output,
+		if err := c.StartProcess(filepath.Join(assets, "kube-controller-manager"), opts.Output,
 			"--kubeconfig="+kubeconfig,
 			"--authentication-kubeconfig="+kubeconfig,
 			"--authorization-kubeconfig="+kubeconfig,
@@ -144,7 +145,7 @@ func (c *Cluster) setUp(ctx context.Context, opts Options, assets string) error 
 		}
 	}
 	if opts.Scheduler {
-		if err := c.startChild(filepath.Join(assets, "kube-scheduler"), opts.Output,
+		if err := c.StartProcess(filepath.Join(assets, "kube-scheduler"), opts.Output,
 			"--kubeconfig="+kubeconfig,
 			"--authentication-kubeconfig="+kubeconfig,
 			"--authorization-kubeconfig="+kubeconfig,
@@ -157,8 +158,20 @@ func (c *Cluster) setUp(ctx context.Context, opts Options, assets string) error 
 	return nil
 }
 
-func (c *Cluster) startChild(binary string, output *os.File, args ...string) error {
+// StartProcess runs another component of the cluster (kwok, a load-balancer controller,
+// the operator itself) as a child process that Stop ends, before the control plane and in
+// the reverse order of starting; its unexpected exit is reported through Failed.
+func (c *Cluster) StartProcess(binary string, output *os.File, args ...string) error {
+	return c.StartProcessWithEnv(binary, nil, output, args...)
+}
+
+// StartProcessWithEnv is StartProcess with extra environment variables (KEY=value), for
+// a process that must not see the caller's KUBECONFIG.
+func (c *Cluster) StartProcessWithEnv(binary string, env []string, output *os.File, args ...string) error {
 	cmd := exec.Command(binary, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if output != nil {
 		cmd.Stdout, cmd.Stderr = output, output
 	}
@@ -175,7 +188,10 @@ func (c *Cluster) startChild(binary string, output *os.File, args ...string) err
 		stopping := c.stopping
 		c.mu.Unlock()
 		if !stopping {
-			c.failed <- fmt.Errorf("%s exited unexpectedly (%v); see its log", filepath.Base(binary), err)
+			select {
+			case c.failed <- fmt.Errorf("%s exited unexpectedly (%v); see its log", filepath.Base(binary), err):
+			default: // an earlier failure is already waiting to be read
+			}
 		}
 	}()
 	c.mu.Lock()
@@ -185,7 +201,7 @@ func (c *Cluster) startChild(binary string, output *os.File, args ...string) err
 }
 
 // Failed delivers an error when a child process (kube-controller-manager,
-// kube-scheduler) exits before Stop.
+// kube-scheduler, or one started with StartProcess) exits before Stop.
 func (c *Cluster) Failed() <-chan error {
 	return c.failed
 }
@@ -195,6 +211,11 @@ func (c *Cluster) Failed() <-chan error {
 func (c *Cluster) WebhookServing() (host string, port int, certDir string) {
 	o := c.Env.WebhookInstallOptions
 	return o.LocalServingHost, o.LocalServingPort, o.LocalServingCertDir
+}
+
+// KubeconfigPath is the admin kubeconfig file, valid until Stop.
+func (c *Cluster) KubeconfigPath() string {
+	return filepath.Join(c.dir, "kubeconfig")
 }
 
 // WriteKubeconfig saves the admin kubeconfig for kubectl and other clients.
@@ -217,6 +238,7 @@ func (c *Cluster) Stop() error {
 	c.stopping = true
 	c.mu.Unlock()
 	var errs []error
+	slices.Reverse(children)
 	for _, ch := range children {
 		_ = ch.cmd.Process.Signal(syscall.SIGTERM)
 		select {

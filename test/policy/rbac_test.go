@@ -83,6 +83,9 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 					if !slices.Contains(allowedWrites[resource], verb) {
 						t.Errorf("%s %v may %s %s, which the operator does not generate", role.Kind, role.Metadata["name"], verb, resource)
 					}
+					if resource == "events" && slices.Contains(rule.APIGroups, "") && role.Kind != "Role" {
+						t.Errorf("core/v1 Event writes (leader election's) must be confined to the system namespace by a Role, not a %s", role.Kind)
+					}
 					if resource == "configmaps" && role.Kind != "Role" {
 						t.Errorf("ConfigMap writes must be confined to the system namespace by a Role, not a %s", role.Kind)
 					}
