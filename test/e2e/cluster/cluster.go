@@ -22,13 +22,17 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/test/localcluster"
@@ -167,7 +171,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.WriteKubeconfig(c.AdminKubeconfig); err != nil {
 		return c, err
 	}
-	if c.admin, err = client.New(c.Config, client.Options{}); err != nil {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return c, err
+	}
+	if err := gatewayv1.Install(scheme); err != nil {
+		return c, err
+	}
+	if c.admin, err = client.New(c.Config, client.Options{Scheme: scheme}); err != nil {
 		return c, fmt.Errorf("creating the admin client: %w", err)
 	}
 	if err := c.createAll(ctx, manifests.rbac); err != nil {
@@ -185,7 +196,15 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.startManager(ctx, p, opts.ManagerArgs); err != nil {
 		return c, err
 	}
-	return c, nil
+	// The operator creates its GatewayClass at start; users begin once it is accepted.
+	err = c.poll(ctx, 60*time.Second, "GatewayClass istio Accepted", func() (bool, error) {
+		class := &gatewayv1.GatewayClass{}
+		if err := c.admin.Get(ctx, client.ObjectKey{Name: "istio"}, class); err != nil {
+			return false, err
+		}
+		return meta.IsStatusConditionTrue(class.Status.Conditions, string(gatewayv1.GatewayClassConditionStatusAccepted)), nil
+	})
+	return c, err
 }
 
 type operatorManifests struct {
