@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -49,6 +50,9 @@ type GatewayReconciler struct {
 	// FieldManager owns this revision's writes.
 	FieldManager string
 	configMaps   *configMapSource
+	// failingSince holds, per Gateway whose writes fail with transient API errors, when
+	// the failures began (types.NamespacedName -> time.Time).
+	failingSince sync.Map
 	// inSync remembers, per generated object, the resourceVersion at which it last matched
 	// what this operator would apply, and a digest of that: an unchanged object whose
 	// desired state is unchanged needs no managed-fields comparison, the costly part of a
@@ -84,6 +88,9 @@ type outcome struct {
 	conflict string
 	// applyErr is set when the API server refused an apply or delete.
 	applyErr string
+	// retrying is set when writes have failed with transient API errors for longer than
+	// Options.FailureReportDelay; they are still being retried with backoff.
+	retrying string
 	// findings are the customization parts dropped or adjusted.
 	findings []customize.Finding
 	// sources are the ConfigMaps whose customizations apply, lowest precedence first.
@@ -146,8 +153,9 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 
 	out, err := r.provision(ctx, gw, gc)
 	if err != nil {
-		return reconcile.Result{}, err
+		return reconcile.Result{}, r.reportPersistentFailure(ctx, gw, out, err)
 	}
+	r.failingSince.Delete(req.NamespacedName)
 	if err := r.writeStatus(ctx, gw, out); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -155,6 +163,27 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, errors.New(out.applyErr)
 	}
 	return reconcile.Result{}, nil
+}
+
+// reportPersistentFailure returns err for a retry with backoff and, once the Gateway's
+// writes have been failing for Options.FailureReportDelay, also says so on its status
+// (Programmed=False, reason Pending), keeping the addresses it had.
+func (r *GatewayReconciler) reportPersistentFailure(ctx context.Context, gw *gatewayv1.Gateway, out *outcome, err error) error {
+	key := types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}
+	first, _ := r.failingSince.LoadOrStore(key, time.Now())
+	if out == nil || time.Since(first.(time.Time)) < r.Options.failureReportDelay() {
+		return err
+	}
+	out.retrying = err.Error()
+	if out.service == nil {
+		if observeErr := r.observeService(ctx, gw, out); observeErr != nil {
+			return errors.Join(err, observeErr)
+		}
+	}
+	if statusErr := r.writeStatus(ctx, gw, out); statusErr != nil {
+		return errors.Join(err, statusErr)
+	}
+	return err
 }
 
 func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass) (*outcome, error) {
@@ -433,6 +462,7 @@ func serviceFromResponse(ac runtime.ApplyConfiguration) (*corev1.Service, error)
 
 // forget drops what inSync knows of a deleted Gateway's objects.
 func (r *GatewayReconciler) forget(gateway types.NamespacedName) {
+	r.failingSince.Delete(gateway)
 	for _, kind := range generatedKinds {
 		r.inSync.Delete(syncKey{kind.name, gateway.Namespace, render.Name(gateway.Name)})
 	}

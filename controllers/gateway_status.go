@@ -59,6 +59,9 @@ func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, listeners []status.Liste
 	case out.applyErr != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid),
 			"The API server refused a generated resource: "+out.applyErr, gen)
+	case out.retrying != "":
+		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonPending),
+			"Retrying with backoff after API errors: "+out.retrying, gen)
 	case len(addresses) == 0:
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonAddressNotAssigned),
 			noAddressMessage(gw, out.service), gen)
@@ -160,7 +163,7 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 	if err != nil {
 		return err
 	}
-	programmedPending := out.notInstalled != "" || out.invalid != "" || out.conflict != "" || out.applyErr != "" || len(serviceAddresses(out.service)) == 0
+	programmedPending := out.notInstalled != "" || out.invalid != "" || out.conflict != "" || out.applyErr != "" || out.retrying != "" || len(serviceAddresses(out.service)) == 0
 	listeners := status.Listeners(gw, routes, r.namespaceLabels(ctx), !programmedPending)
 	desired := gatewayStatus(gw, out, listeners, r.Options.Revision)
 

@@ -58,6 +58,8 @@ func TestGatewayStatus(t *testing.T) {
 			"True/Accepted", "False/Invalid", "True/Applied", nil, "already exist"},
 		{"an apply the API server refused", outcome{applyErr: "applying Service: invalid", service: lbWithIP},
 			"True/Accepted", "False/Invalid", "True/Applied", []string{"20.0.0.1"}, "refused"},
+		{"writes failing with transient errors keep the old address", outcome{retrying: "applying Deployment ns/gw-istio: etcdserver: request timed out", service: lbWithIP},
+			"True/Accepted", "False/Pending", "True/Applied", []string{"20.0.0.1"}, "Retrying with backoff after API errors: applying Deployment"},
 		{"dropped fields", outcome{service: lbWithIP, findings: []customize.Finding{{Source: "ns/cm", Key: "deployment", Path: "spec.x", Problem: "is not allowed"}}},
 			"True/Accepted", "True/Programmed", "False/FieldsNotAllowed", []string{"20.0.0.1"}, ""},
 		{"an adjusted value", outcome{service: lbWithIP, findings: []customize.Finding{{Key: "horizontalPodAutoscaler", Path: "spec.minReplicas", Problem: "raised"}}},

@@ -43,6 +43,21 @@ type Options struct {
 	// RevisionLeaseDuration, RevisionRenewInterval and RevisionSettle tune revision
 	// discovery; zero means the Default* values.
 	RevisionLeaseDuration, RevisionRenewInterval, RevisionSettle time.Duration
+	// FailureReportDelay is how long a transient API error (a conflict, throttling, a
+	// server error or timeout) may keep a Gateway's writes failing before Programmed=False
+	// reports it; zero means DefaultFailureReportDelay. Shorter blips are only retried.
+	FailureReportDelay time.Duration
+}
+
+// DefaultFailureReportDelay keeps one-off API errors, which the next retry fixes, off the
+// Gateway's status, while an outage of a write still shows within seconds.
+const DefaultFailureReportDelay = 10 * time.Second
+
+func (o Options) failureReportDelay() time.Duration {
+	if o.FailureReportDelay > 0 {
+		return o.FailureReportDelay
+	}
+	return DefaultFailureReportDelay
 }
 
 // CacheOptions keep the operator's memory proportional to its own objects: generated

@@ -63,7 +63,7 @@ var _ = Describe("An operator restart", func() {
 		// Every Gateway in the suite has settled before the restart.
 		Eventually(func(g Gomega) {
 			operatorRequests.Reset()
-			g.Consistently(func() map[string]int { return withoutEvents(operatorRequests.Writes()) }, "3s").Should(BeEmpty())
+			g.Consistently(func() map[string]int { return objectWrites(operatorRequests.Writes()) }, "3s").Should(BeEmpty())
 		}, "60s").Should(Succeed())
 		before := snapshot()
 
@@ -79,11 +79,7 @@ var _ = Describe("An operator restart", func() {
 		Eventually(func() float64 { return reconcileCount("gateway") - reconcilesBefore }, "60s").
 			Should(BeNumerically(">=", countOfClass(gateways.Items, "istio")))
 		// ... and writes nothing but its revision Lease heartbeat.
-		Consistently(func() map[string]int {
-			writes := withoutEvents(operatorRequests.Writes())
-			delete(writes, "PATCH leases")
-			return writes
-		}, "3s").Should(BeEmpty())
+		Consistently(func() map[string]int { return objectWrites(operatorRequests.Writes()) }, "3s").Should(BeEmpty())
 		Expect(snapshot()).To(Equal(before), "UIDs and versions of generated objects, and users' Gateways and ConfigMaps, are unchanged")
 	})
 })

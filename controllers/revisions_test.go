@@ -47,8 +47,9 @@ func startRevision(rev string) *revisionInstance {
 }
 
 // runInstance starts, in this process, an operator instance of a revision with fast
-// revision discovery and its requests counted; tune adjusts the manager's options. It
-// returns the manager and the function that stops it; done closes when it has stopped.
+// revision discovery and its requests counted; tune adjusts the manager's options (a
+// WebhookServer set there serves the admission webhooks too). It returns the manager and
+// the function that stops it; done closes when it has stopped.
 func runInstance(rev string, leaseDuration time.Duration, requests *apicounter.Counter, done chan struct{},
 	tune func(*ctrl.Options)) (ctrl.Manager, context.CancelFunc) {
 	GinkgoHelper()
@@ -73,6 +74,9 @@ func runInstance(rev string, leaseDuration time.Duration, requests *apicounter.C
 	mgr, err := ctrl.NewManager(requests.Wrap(restConfig), mgrOpts)
 	Expect(err).NotTo(HaveOccurred())
 	Expect(controllers.SetupWithManager(mgr, opts)).To(Succeed())
+	if mgrOpts.WebhookServer != nil {
+		Expect(controllers.SetupWebhooks(mgr, opts)).To(Succeed())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		defer GinkgoRecover()

@@ -8,12 +8,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,15 +67,24 @@ type Cluster struct {
 	Kubeconfig []byte
 
 	dir      string
+	output   *os.File
 	mu       sync.Mutex
 	children []*child
 	stopping bool
 	failed   chan error
+	// apiServer is kube-apiserver once StartAPIServer has restarted it; the flags,
+	// environment and directory it runs with were read from envtest's process.
+	apiServer     *child
+	apiServerArgs []string
+	apiServerEnv  []string
+	apiServerDir  string
 }
 
 type child struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+	// stopped is set when the cluster ends the process on purpose (StopAPIServer).
+	stopped atomic.Bool
 }
 
 // Start brings the control plane up and returns when the API server serves the CRDs and
@@ -172,13 +185,19 @@ func (c *Cluster) StartProcessWithEnv(binary string, env []string, output *os.Fi
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
+	_, err := c.start(cmd, output)
+	return err
+}
+
+func (c *Cluster) start(cmd *exec.Cmd, output *os.File) (*child, error) {
+	binary := cmd.Path
 	if output != nil {
 		cmd.Stdout, cmd.Stderr = output, output
 	}
 	// Its own process group, so that a terminal's Ctrl-C reaches it only through Stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", filepath.Base(binary), err)
+		return nil, fmt.Errorf("starting %s: %w", filepath.Base(binary), err)
 	}
 	ch := &child{cmd: cmd, done: make(chan struct{})}
 	go func() {
@@ -187,7 +206,7 @@ func (c *Cluster) StartProcessWithEnv(binary string, env []string, output *os.Fi
 		c.mu.Lock()
 		stopping := c.stopping
 		c.mu.Unlock()
-		if !stopping {
+		if !stopping && !ch.stopped.Load() {
 			select {
 			case c.failed <- fmt.Errorf("%s exited unexpectedly (%v); see its log", filepath.Base(binary), err):
 			default: // an earlier failure is already waiting to be read
@@ -197,7 +216,157 @@ func (c *Cluster) StartProcessWithEnv(binary string, env []string, output *os.Fi
 	c.mu.Lock()
 	c.children = append(c.children, ch)
 	c.mu.Unlock()
-	return nil
+	return ch, nil
+}
+
+// StopAPIServer ends kube-apiserver with SIGTERM, as an outage or a control-plane upgrade
+// would, keeping etcd, the certificates and the port, so that StartAPIServer brings the
+// same API server back and every client's credentials still work.
+func (c *Cluster) StopAPIServer() error {
+	c.mu.Lock()
+	restarted := c.apiServer
+	c.mu.Unlock()
+	if restarted != nil {
+		restarted.stopped.Store(true)
+		_ = restarted.cmd.Process.Signal(syscall.SIGTERM)
+		<-restarted.done
+		return nil
+	}
+	// The first API server is envtest's; find it by its port among this process's children.
+	port := c.Env.ControlPlane.GetAPIServer().SecureServing.Port
+	pid, err := findChild("kube-apiserver", "--secure-port="+port)
+	if err != nil {
+		return err
+	}
+	if c.apiServerArgs, err = readNulSeparated(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil {
+		return err
+	}
+	if c.apiServerEnv, err = readNulSeparated(fmt.Sprintf("/proc/%d/environ", pid)); err != nil {
+		return err
+	}
+	if c.apiServerDir, err = os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err != nil {
+		return fmt.Errorf("reading kube-apiserver's working directory: %w", err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("stopping kube-apiserver (pid %d): %w", pid, err)
+	}
+	// envtest reaps its process; wait until it is gone (or a zombie awaiting that), and
+	// cut a slow graceful shutdown short.
+	killed := false
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return nil
+		}
+		if fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(fields) > 0 && fields[0] == "Z" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if killed {
+				return fmt.Errorf("kube-apiserver (pid %d) did not exit after SIGKILL", pid)
+			}
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			killed, deadline = true, time.Now().Add(10*time.Second)
+		}
+	}
+}
+
+// StartAPIServer starts kube-apiserver again after StopAPIServer, with the same flags,
+// and returns when it reports ready.
+func (c *Cluster) StartAPIServer(ctx context.Context) error {
+	if len(c.apiServerArgs) == 0 {
+		return errors.New("StartAPIServer needs a StopAPIServer first")
+	}
+	cmd := exec.Command(c.apiServerArgs[0], c.apiServerArgs[1:]...)
+	cmd.Env, cmd.Dir = c.apiServerEnv, c.apiServerDir
+	logPath := filepath.Join(c.dir, "kube-apiserver-restarted.log")
+	output := c.output
+	if output == nil {
+		f, err := os.Create(logPath)
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", logPath, err)
+		}
+		defer f.Close()
+		output = f
+	}
+	ch, err := c.start(cmd, output)
+	if err != nil {
+		return err
+	}
+	failed := func(msg string) error {
+		out, _ := os.ReadFile(logPath)
+		if len(out) > 4000 {
+			out = out[len(out)-4000:]
+		}
+		return fmt.Errorf("%s; its output ends:\n%s", msg, out)
+	}
+	c.mu.Lock()
+	c.apiServer = ch
+	c.mu.Unlock()
+	httpClient, err := rest.HTTPClientFor(c.Config)
+	if err != nil {
+		return fmt.Errorf("creating an HTTP client: %w", err)
+	}
+	var last string
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.Config.Host, "/")+"/readyz?verbose", nil)
+		if resp, err := httpClient.Do(req); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return failed("kube-apiserver was not ready 60s after its restart (/readyz: " + last + ")")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch.done:
+			return failed("kube-apiserver exited right after its restart")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// findChild is the pid of this process's child running name with arg among its flags.
+func findChild(name, arg string) (int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, fmt.Errorf("listing processes: %w", err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		args, err := readNulSeparated(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || len(args) == 0 || filepath.Base(args[0]) != name || !slices.Contains(args, arg) {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The parent pid is the second field after the parenthesised command name.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid()) {
+			return pid, nil
+		}
+	}
+	return 0, fmt.Errorf("no %s child with %s", name, arg)
+}
+
+func readNulSeparated(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return strings.Split(strings.TrimRight(string(data), "\x00"), "\x00"), nil
 }
 
 // Failed delivers an error when a child process (kube-controller-manager,

@@ -1,0 +1,130 @@
+package faults_test
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+)
+
+// writesPerGateway is what a Gateway costs without faults: five applies and a status
+// write (BENCHMARKS.md, measured at every N).
+const writesPerGateway = 6
+
+var _ = Describe("Injected API errors", func() {
+	AfterEach(func() { faults.Clear() })
+
+	It("retries every write refused once with 409, 429 or 500, converges, and then goes quiet", func(ctx SpecContext) {
+		const n = 30
+		ns := newNamespace(ctx, "faults-errors")
+		var mu sync.Mutex
+		refused := map[string]bool{}
+		codes := []int{http.StatusConflict, http.StatusTooManyRequests, http.StatusInternalServerError}
+		faults.Set(func(req *http.Request) int {
+			// Events are client-go's broadcaster's business, with its own retries.
+			if !isWrite(req) || !strings.Contains(req.URL.Path, "/namespaces/"+ns+"/") || strings.HasSuffix(req.URL.Path, "/events") {
+				return 0
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			key := req.Method + " " + req.URL.Path
+			if refused[key] {
+				return 0
+			}
+			refused[key] = true
+			return codes[len(refused)%len(codes)]
+		})
+		for i := range n {
+			Expect(k8sClient.Create(ctx, newGateway(ns, gatewayName(i)))).To(Succeed())
+		}
+		Eventually(func() (int, error) { return programmed(ctx, ns) }).Should(Equal(n))
+
+		injected := faults.Injected()
+		totalInjected := injected[409] + injected[429] + injected[500]
+		Expect(injected[409]).To(BeNumerically(">", 0))
+		Expect(injected[429]).To(BeNumerically(">", 0))
+		Expect(injected[500]).To(BeNumerically(">", 0))
+
+		By("having made exactly one object of each kind per Gateway")
+		objects, err := generatedObjects(ctx, ns)
+		Expect(err).NotTo(HaveOccurred())
+		for kind, items := range objects {
+			Expect(items).To(HaveLen(n), kind)
+		}
+
+		By("going quiet: no write once everything converged")
+		writes := objectWrites(ns)
+		Consistently(func() int { return objectWrites(ns) }, 5*time.Second, 250*time.Millisecond).Should(Equal(writes))
+		// Every refused write is sent again once; beyond that, a Gateway whose retries
+		// outlast the 2 s report delay may write Programmed=False (Pending) and then True
+		// again: at most two status writes more. Anything above is a retry storm.
+		Expect(writes).To(BeNumerically("<=", n*writesPerGateway+totalInjected+2*n),
+			"writes %d for %d Gateways with %d refused", writes, n, totalInjected)
+		AddReportEntry("injected errors", map[string]int{
+			"gateways": n, "refused 409": injected[409], "refused 429": injected[429], "refused 500": injected[500],
+			"writes sent": writes,
+		})
+		GinkgoWriter.Printf("%d Gateways, refused 409x%d 429x%d 500x%d, writes sent %d (%.2f per Gateway)\n",
+			n, injected[409], injected[429], injected[500], writes, float64(writes)/n)
+	})
+
+	It("backs off exponentially on a write that keeps failing, reports it, and recovers when it stops", func(ctx SpecContext) {
+		ns := newNamespace(ctx, "faults-stuck")
+		stuckPath := "/apis/apps/v1/namespaces/" + ns + "/deployments/stuck-istio"
+		faults.Set(func(req *http.Request) int {
+			if req.Method == http.MethodPatch && req.URL.Path == stuckPath {
+				return http.StatusInternalServerError
+			}
+			return 0
+		})
+		Expect(k8sClient.Create(ctx, newGateway(ns, "stuck"))).To(Succeed())
+		Expect(k8sClient.Create(ctx, newGateway(ns, "healthy"))).To(Succeed())
+		start := time.Now()
+
+		By("converging the other Gateway meanwhile")
+		Eventually(func() (int, error) { return programmed(ctx, ns) }).Should(Equal(1))
+
+		By("saying why on the stuck Gateway's status")
+		Eventually(func(g Gomega) {
+			gw := &gatewayv1.Gateway{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "stuck"}, gw)).To(Succeed())
+			c := meta.FindStatusCondition(gw.Status.Conditions, string(gatewayv1.GatewayConditionProgrammed))
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(string(c.Status)).To(Equal("False"))
+			g.Expect(c.Reason).To(Equal(string(gatewayv1.GatewayReasonPending)))
+			g.Expect(c.Message).To(ContainSubstring("Retrying with backoff after API errors: applying Deployment"))
+			g.Expect(c.Message).To(ContainSubstring("injected 500"))
+		}).Should(Succeed())
+
+		By("retrying with a growing delay for ten seconds, not in a hot loop")
+		Eventually(func() time.Duration { return time.Since(start) }, 15*time.Second, 100*time.Millisecond).
+			Should(BeNumerically(">=", 10*time.Second))
+		attempts := faults.Seen(http.MethodPatch, stuckPath)
+		faults.Clear()
+		// controller-runtime's per-item backoff starts at 5 ms and doubles: about 12
+		// attempts fit in ten seconds; a hot loop would make thousands.
+		Expect(attempts).To(And(BeNumerically(">=", 5), BeNumerically("<=", 20)), "attempts in 10s")
+		GinkgoWriter.Printf("attempts on a write failing for 10s: %d\n", attempts)
+		AddReportEntry("attempts on a write failing for 10 s", attempts)
+
+		By("converging once the API server accepts the write again")
+		Eventually(func() (int, error) { return programmed(ctx, ns) }, 90*time.Second).Should(Equal(2))
+	})
+})
+
+// objectWrites counts the operator's writes in the namespace, Events aside.
+func objectWrites(namespace string) int {
+	total := 0
+	for key, v := range requests.WritesIn(namespace) {
+		if !strings.HasSuffix(key, " events") {
+			total += v
+		}
+	}
+	return total
+}

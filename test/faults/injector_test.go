@@ -1,0 +1,130 @@
+package faults_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"k8s.io/client-go/rest"
+)
+
+// decision is what the injector does with one request: pass it on (0) or answer it
+// itself with this HTTP status.
+type decision func(req *http.Request) int
+
+// injector answers chosen requests with an error status, as an overloaded or failing API
+// server would, and records every request it sees while a decision is in force.
+type injector struct {
+	mu       sync.Mutex
+	decide   decision
+	injected map[int]int
+	seen     map[string]int
+}
+
+func newInjector() *injector {
+	return &injector{injected: map[int]int{}, seen: map[string]int{}}
+}
+
+// Wrap returns a copy of cfg whose requests go through the injector.
+func (f *injector) Wrap(cfg *rest.Config) *rest.Config {
+	out := rest.CopyConfig(cfg)
+	previous := out.WrapTransport
+	out.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		if previous != nil {
+			rt = previous(rt)
+		}
+		return injectingTransport{next: rt, injector: f}
+	}
+	return out
+}
+
+// Set puts a decision in force and clears the counts.
+func (f *injector) Set(d decision) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.decide, f.injected, f.seen = d, map[int]int{}, map[string]int{}
+}
+
+// Clear lets every request through again; the counts stay readable.
+func (f *injector) Clear() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.decide = nil
+}
+
+// Injected is how many responses of each status the injector made up.
+func (f *injector) Injected() map[int]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[int]int, len(f.injected))
+	for k, v := range f.injected {
+		out[k] = v
+	}
+	return out
+}
+
+// Seen is how many requests with this method and path arrived while a decision was in force.
+func (f *injector) Seen(method, path string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.seen[method+" "+path]
+}
+
+type injectingTransport struct {
+	next     http.RoundTripper
+	injector *injector
+}
+
+func (t injectingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	f := t.injector
+	f.mu.Lock()
+	code := 0
+	if f.decide != nil {
+		f.seen[req.Method+" "+req.URL.Path]++
+		if code = f.decide(req); code != 0 {
+			f.injected[code]++
+		}
+	}
+	f.mu.Unlock()
+	if code == 0 {
+		return t.next.RoundTrip(req)
+	}
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+	return statusResponse(req, code), nil
+}
+
+var reasons = map[int]string{
+	http.StatusConflict:            "Conflict",
+	http.StatusTooManyRequests:     "TooManyRequests",
+	http.StatusInternalServerError: "InternalError",
+	http.StatusServiceUnavailable:  "ServiceUnavailable",
+}
+
+// statusResponse is the API server's own shape of an error: a metav1.Status body, and
+// Retry-After on throttling as the API server's priority and fairness sends it.
+func statusResponse(req *http.Request, code int) *http.Response {
+	body := fmt.Sprintf(`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"injected %d for %s %s","reason":%q,"code":%d}`,
+		code, req.Method, req.URL.Path, reasons[code], code)
+	header := http.Header{"Content-Type": []string{"application/json"}}
+	if code == http.StatusTooManyRequests {
+		header.Set("Retry-After", "1")
+	}
+	return &http.Response{
+		StatusCode: code, Status: fmt.Sprintf("%d %s", code, http.StatusText(code)),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: header, Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)),
+		Request: req,
+	}
+}
+
+func isWrite(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
