@@ -6,6 +6,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/types"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -64,6 +65,14 @@ var _ = Describe("Invalid parameters", Ordered, func() {
 				g.Expect(accepted.Message).To(ContainSubstring(part))
 			}
 			g.Expect(condition(gw, "Programmed")).To(haveCondition(metav1.ConditionFalse, "Invalid", gw.Generation))
+		}).Should(Succeed())
+		By("telling `kubectl describe gateway` too: a Warning Event with the same words")
+		Eventually(func(g Gomega) {
+			g.Expect(eventsFor(g, ns, "gw")).To(ContainElement(SatisfyAll(
+				HaveField("Type", corev1.EventTypeWarning),
+				HaveField("Reason", "InvalidParameters"),
+				HaveField("Note", SatisfyAll(containsAll(messageParts)...)),
+			)))
 		}).Should(Succeed())
 		Consistently(func(g Gomega) {
 			g.Expect(resourceVersions(g, ns, "gw-istio")).To(Equal(before), "the generated resources must be left exactly as they were")
@@ -290,6 +299,13 @@ var _ = Describe("Drift and ownership", Ordered, func() {
 			g.Expect(c).To(haveCondition(metav1.ConditionFalse, "Invalid", gw.Generation))
 			g.Expect(c.Message).To(ContainSubstring("Service takeover/gw-istio already exist and are not managed by istio-gateway-operator"))
 		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(eventsFor(g, "takeover", "gw")).To(ContainElement(SatisfyAll(
+				HaveField("Type", corev1.EventTypeWarning),
+				HaveField("Reason", "Invalid"),
+				HaveField("Note", ContainSubstring("Service takeover/gw-istio already exist")),
+			)))
+		}).Should(Succeed())
 		Consistently(func(g Gomega) {
 			svc := service(g, "takeover", "gw-istio")
 			g.Expect(svc.ResourceVersion).To(Equal(foreign.ResourceVersion))
@@ -362,6 +378,15 @@ func countOfClass(gateways []gatewayv1.Gateway, class string) int {
 		}
 	}
 	return n
+}
+
+// containsAll matches a string holding every part.
+func containsAll(parts []string) []types.GomegaMatcher {
+	matchers := make([]types.GomegaMatcher, len(parts))
+	for i, part := range parts {
+		matchers[i] = ContainSubstring(part)
+	}
+	return matchers
 }
 
 // objectWrites drops from writes the Events and the revision Lease heartbeat (one

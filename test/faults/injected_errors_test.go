@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -100,6 +101,16 @@ var _ = Describe("Injected API errors", func() {
 			g.Expect(c.Reason).To(Equal(string(gatewayv1.GatewayReasonPending)))
 			g.Expect(c.Message).To(ContainSubstring("Retrying with backoff after API errors: applying Deployment"))
 			g.Expect(c.Message).To(ContainSubstring("injected 500"))
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			var events eventsv1.EventList
+			g.Expect(k8sClient.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+			g.Expect(events.Items).To(ContainElement(SatisfyAll(
+				HaveField("Regarding.Name", "stuck"),
+				HaveField("Type", "Warning"),
+				HaveField("Reason", string(gatewayv1.GatewayReasonPending)),
+				HaveField("Note", ContainSubstring("injected 500")),
+			)))
 		}).Should(Succeed())
 
 		By("retrying with a growing delay for ten seconds, not in a hot loop")
