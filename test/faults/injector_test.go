@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"k8s.io/client-go/rest"
 )
@@ -21,6 +22,9 @@ type injector struct {
 	decide   decision
 	injected map[int]int
 	seen     map[string]int
+	// unreachable counts writes that never got an HTTP answer (the API server down),
+	// whether or not a decision is in force.
+	unreachable atomic.Int64
 }
 
 func newInjector() *injector {
@@ -89,7 +93,11 @@ func (t injectingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	f.mu.Unlock()
 	if code == 0 {
-		return t.next.RoundTrip(req)
+		resp, err := t.next.RoundTrip(req)
+		if err != nil && isWrite(req) {
+			f.unreachable.Add(1)
+		}
+		return resp, err
 	}
 	if req.Body != nil {
 		_ = req.Body.Close()
