@@ -71,7 +71,8 @@ type Cluster struct {
 	// ManagerLog and ControlPlaneLog are the processes' outputs.
 	ManagerLog      string
 	ControlPlaneLog string
-	// Kubectl is the kubectl binary built by `make k8s-assets`.
+	// KubectlBinary is the kubectl built by `make k8s-assets`, which the suite and the
+	// demo drive as a user would.
 	KubectlBinary string
 
 	admin      client.Client
