@@ -105,7 +105,13 @@ type outcome struct {
 // Reconcile renders the desired resources, applies those that differ from what the
 // operator last applied, and reports the result. Invalid customizations leave the
 // existing resources exactly as they were.
-func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ reconcile.Result, retErr error) {
+	defer func() {
+		// Only failures in a row count towards reporting one.
+		if !isTransient(retErr) {
+			r.failingSince.Delete(req.NamespacedName)
+		}
+	}()
 	gw := &gatewayv1.Gateway{}
 	if err := r.Client.Get(ctx, req.NamespacedName, gw); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -155,7 +161,6 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 	if err != nil {
 		return reconcile.Result{}, r.reportPersistentFailure(ctx, gw, out, err)
 	}
-	r.failingSince.Delete(req.NamespacedName)
 	if err := r.writeStatus(ctx, gw, out); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -166,12 +171,15 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 }
 
 // reportPersistentFailure returns err for a retry with backoff and, once the Gateway's
-// writes have been failing for Options.FailureReportDelay, also says so on its status
-// (Programmed=False, reason Pending), keeping the addresses it had.
+// writes have been failing with transient API errors for Options.FailureReportDelay, also
+// says so on its status (Programmed=False, reason Pending), keeping the addresses it had.
 func (r *GatewayReconciler) reportPersistentFailure(ctx context.Context, gw *gatewayv1.Gateway, out *outcome, err error) error {
+	if out == nil || !isTransient(err) {
+		return err
+	}
 	key := types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}
 	first, _ := r.failingSince.LoadOrStore(key, time.Now())
-	if out == nil || time.Since(first.(time.Time)) < r.Options.failureReportDelay() {
+	if time.Since(first.(time.Time)) < r.Options.failureReportDelay() {
 		return err
 	}
 	out.retrying = err.Error()
@@ -356,6 +364,9 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 			}
 			logger.Info("Deleting generated object no customization asks for", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name))
 			if err := r.Client.Delete(ctx, live[i], client.Preconditions{UID: new(live[i].GetUID())}); client.IgnoreNotFound(err) != nil {
+				if !isRefusal(err) {
+					return fmt.Errorf("deleting %s %s: %w", d.kind.name, name, err)
+				}
 				failures = append(failures, fmt.Sprintf("deleting %s %s: %v", d.kind.name, name, err))
 			}
 			continue
@@ -386,6 +397,9 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 				}
 			}
 			if err := r.releaseOtherRevisions(ctx, d.kind, live[i]); err != nil {
+				if !isRefusal(err) {
+					return err
+				}
 				failures = append(failures, err.Error())
 			}
 			if same {
@@ -402,7 +416,7 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 		}
 		r.inSync.Delete(key)
 		if err := r.Client.Apply(ctx, ac, client.FieldOwner(r.FieldManager), client.ForceOwnership); err != nil {
-			if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) {
+			if isRefusal(err) {
 				failures = append(failures, fmt.Sprintf("applying %s %s: %v", d.kind.name, name, err))
 				continue
 			}

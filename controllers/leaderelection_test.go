@@ -151,7 +151,9 @@ func review(port int, path string, object *corev1.ConfigMap) (*admissionv1.Admis
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(cluster.Env.WebhookInstallOptions.LocalServingCAData)
-	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	defer transport.CloseIdleConnections()
+	httpClient := &http.Client{Timeout: 5 * time.Second, Transport: transport}
 	host, _, _ := cluster.WebhookServing()
 	resp, err := httpClient.Post(fmt.Sprintf("https://%s/%s", net.JoinHostPort(host, strconv.Itoa(port)), strings.TrimPrefix(path, "/")),
 		"application/json", bytes.NewReader(body))

@@ -38,6 +38,19 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	})
 }, NodeTimeout(3*time.Minute))
 
+// A component that died (the operator above all) fails the spec by name, rather than as
+// the timeouts it would cause.
+var _ = AfterEach(func() {
+	if env == nil || env.Cluster == nil {
+		return
+	}
+	select {
+	case err := <-env.Failed():
+		Fail(err.Error() + " (logs in " + env.Dir + ")")
+	default:
+	}
+})
+
 // On a failure, the objects, events and the operator's log go to the report and to a file.
 var _ = ReportAfterEach(func(report SpecReport) {
 	if !report.Failed() || env == nil || env.Cluster == nil {

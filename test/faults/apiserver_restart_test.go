@@ -78,10 +78,11 @@ var _ = Describe("The API server stopped and restarted", func() {
 		// Write attempts are counted on the client side; those that found the API server
 		// down (no HTTP answer) are counted apart.
 		unreachable := int(faults.unreachable.Load() - unreachableBefore)
-		// What reached the API server is what a fault-free convergence costs: no object
-		// written twice, no retry storm after the restart (a little room for a status write
-		// or two that met a warming-up API server).
-		Expect(writes-unreachable).To(BeNumerically("<=", n*writesPerGateway+n/10), "writes that reached the API server")
+		// What reached the API server is about what a fault-free convergence costs (6.00
+		// per Gateway measured): no retry storm after the restart. The bound leaves room for
+		// a Pending status and its recovery per Gateway, should the warming-up API server
+		// refuse a write of one that was already failing before the outage.
+		Expect(writes-unreachable).To(BeNumerically("<=", n*(writesPerGateway+2)), "writes that reached the API server")
 		GinkgoWriter.Printf("%d Gateways: %d Programmed before the outage of %s; all Programmed %s after creation; "+
 			"%d write attempts, %d of them while the API server was down; %.2f writes per Gateway reached it\n",
 			n, before, outage.Round(100*time.Millisecond), converged.Round(100*time.Millisecond), writes, unreachable,

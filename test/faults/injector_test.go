@@ -11,9 +11,19 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// decision is what the injector does with one request: pass it on (0) or answer it
-// itself with this HTTP status.
-type decision func(req *http.Request) int
+// fault is the injector's own answer to one request: an HTTP status and, for throttling,
+// whether it carries Retry-After (which client-go's REST client honours by itself, up to
+// ten times, before the operator sees an error).
+type fault struct {
+	code       int
+	retryAfter bool
+}
+
+// pass lets a request through to the API server.
+var pass = fault{}
+
+// decision is what the injector does with one request.
+type decision func(req *http.Request) fault
 
 // injector answers chosen requests with an error status, as an overloaded or failing API
 // server would, and records every request it sees while a decision is in force.
@@ -84,15 +94,15 @@ type injectingTransport struct {
 func (t injectingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	f := t.injector
 	f.mu.Lock()
-	code := 0
+	answer := pass
 	if f.decide != nil {
 		f.seen[req.Method+" "+req.URL.Path]++
-		if code = f.decide(req); code != 0 {
-			f.injected[code]++
+		if answer = f.decide(req); answer != pass {
+			f.injected[answer.code]++
 		}
 	}
 	f.mu.Unlock()
-	if code == 0 {
+	if answer == pass {
 		resp, err := t.next.RoundTrip(req)
 		if err != nil && isWrite(req) {
 			f.unreachable.Add(1)
@@ -102,7 +112,7 @@ func (t injectingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if req.Body != nil {
 		_ = req.Body.Close()
 	}
-	return statusResponse(req, code), nil
+	return statusResponse(req, answer), nil
 }
 
 var reasons = map[int]string{
@@ -113,12 +123,13 @@ var reasons = map[int]string{
 }
 
 // statusResponse is the API server's own shape of an error: a metav1.Status body, and
-// Retry-After on throttling as the API server's priority and fairness sends it.
-func statusResponse(req *http.Request, code int) *http.Response {
+// Retry-After when asked, as the API server's priority and fairness sends it.
+func statusResponse(req *http.Request, answer fault) *http.Response {
+	code := answer.code
 	body := fmt.Sprintf(`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"injected %d for %s %s","reason":%q,"code":%d}`,
 		code, req.Method, req.URL.Path, reasons[code], code)
 	header := http.Header{"Content-Type": []string{"application/json"}}
-	if code == http.StatusTooManyRequests {
+	if answer.retryAfter {
 		header.Set("Retry-After", "1")
 	}
 	return &http.Response{

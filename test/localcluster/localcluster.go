@@ -110,7 +110,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s: %w", assets, err)
 	}
-	c := &Cluster{Env: env, Config: cfg, failed: make(chan error, 2)}
+	c := &Cluster{Env: env, Config: cfg, output: opts.Output, failed: make(chan error, 1)}
 	if err := c.setUp(ctx, opts, assets); err != nil {
 		return nil, errors.Join(err, c.Stop())
 	}
@@ -229,7 +229,15 @@ func (c *Cluster) StopAPIServer() error {
 	if restarted != nil {
 		restarted.stopped.Store(true)
 		_ = restarted.cmd.Process.Signal(syscall.SIGTERM)
-		<-restarted.done
+		select {
+		case <-restarted.done:
+		case <-time.After(20 * time.Second):
+			_ = restarted.cmd.Process.Kill()
+			<-restarted.done
+		}
+		c.mu.Lock()
+		c.apiServer = nil
+		c.mu.Unlock()
 		return nil
 	}
 	// The first API server is envtest's; find it by its port among this process's children.

@@ -406,8 +406,9 @@ func (c *Cluster) startManager(ctx context.Context, p paths, extra []string) err
 	if err := c.StartProcessWithEnv(p.manager, []string{"KUBECONFIG="}, managerLog, args...); err != nil {
 		return err
 	}
+	probe := &http.Client{Timeout: 2 * time.Second}
 	return c.poll(ctx, 60*time.Second, "the operator's /readyz", func() (bool, error) {
-		resp, err := http.Get("http://" + c.healthAddr + "/readyz")
+		resp, err := probe.Get("http://" + c.healthAddr + "/readyz")
 		if err != nil {
 			return false, nil
 		}

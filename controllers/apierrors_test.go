@@ -1,0 +1,46 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"syscall"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+func TestAPIErrorsAreToldApart(t *testing.T) {
+	deployments := schema.GroupResource{Group: "apps", Resource: "deployments"}
+	cases := []struct {
+		name               string
+		err                error
+		refusal, transient bool
+	}{
+		{"invalid object", apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, "x", nil), true, false},
+		{"bad request", apierrors.NewBadRequest("no"), true, false},
+		{"forbidden", apierrors.NewForbidden(deployments, "x", errors.New("rbac")), true, false},
+		{"delete precondition conflict", apierrors.NewConflict(deployments, "x", errors.New("uid")), false, true},
+		{"throttled", apierrors.NewTooManyRequests("slow down", 1), false, true},
+		{"server error", apierrors.NewInternalError(errors.New("etcd")), false, true},
+		{"unavailable", apierrors.NewServiceUnavailable("starting"), false, true},
+		{"server timeout", apierrors.NewServerTimeout(deployments, "patch", 1), false, true},
+		{"request timeout", apierrors.NewTimeoutError("slow", 1), false, true},
+		{"wrapped server error", fmt.Errorf("applying Deployment ns/x: %w", apierrors.NewInternalError(errors.New("etcd"))), false, true},
+		{"API server down", &url.Error{Op: "Patch", URL: "https://127.0.0.1:6443", Err: syscall.ECONNREFUSED}, false, true},
+		{"connection reset", fmt.Errorf("reading: %w", syscall.ECONNRESET), false, true},
+		{"not found", apierrors.NewNotFound(deployments, "x"), false, false},
+		{"a bug of ours", errors.New("converting Deployment: bad field"), false, false},
+		{"shutting down", context.Canceled, false, false},
+	}
+	for _, tc := range cases {
+		if got := isRefusal(tc.err); got != tc.refusal {
+			t.Errorf("%s: isRefusal = %t, want %t", tc.name, got, tc.refusal)
+		}
+		if got := isTransient(tc.err); got != tc.transient {
+			t.Errorf("%s: isTransient = %t, want %t", tc.name, got, tc.transient)
+		}
+	}
+}
