@@ -25,13 +25,7 @@ func init() {
 // istio_gateway_operator_api_requests_total.
 func InstrumentConfig(cfg *rest.Config) *rest.Config {
 	out := rest.CopyConfig(cfg)
-	previous := out.WrapTransport
-	out.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		if previous != nil {
-			rt = previous(rt)
-		}
-		return countingTransport{next: rt}
-	}
+	out.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt} })
 	return out
 }
 

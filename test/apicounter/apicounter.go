@@ -31,13 +31,7 @@ func New() *Counter {
 // Wrap returns a copy of cfg whose requests are counted.
 func (c *Counter) Wrap(cfg *rest.Config) *rest.Config {
 	out := rest.CopyConfig(cfg)
-	previous := out.WrapTransport
-	out.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		if previous != nil {
-			rt = previous(rt)
-		}
-		return roundTripper{next: rt, counter: c}
-	}
+	out.Wrap(func(rt http.RoundTripper) http.RoundTripper { return roundTripper{next: rt, counter: c} })
 	return out
 }
 

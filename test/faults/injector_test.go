@@ -44,13 +44,7 @@ func newInjector() *injector {
 // Wrap returns a copy of cfg whose requests go through the injector.
 func (f *injector) Wrap(cfg *rest.Config) *rest.Config {
 	out := rest.CopyConfig(cfg)
-	previous := out.WrapTransport
-	out.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		if previous != nil {
-			rt = previous(rt)
-		}
-		return injectingTransport{next: rt, injector: f}
-	}
+	out.Wrap(func(rt http.RoundTripper) http.RoundTripper { return injectingTransport{next: rt, injector: f} })
 	return out
 }
 

@@ -189,6 +189,17 @@ func (c *Cluster) StartProcessWithEnv(binary string, env []string, output *os.Fi
 	return err
 }
 
+// terminate asks the process to stop with SIGTERM and kills it after grace.
+func (ch *child) terminate(grace time.Duration) {
+	_ = ch.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-ch.done:
+	case <-time.After(grace):
+		_ = ch.cmd.Process.Kill()
+		<-ch.done
+	}
+}
+
 func (c *Cluster) start(cmd *exec.Cmd, output *os.File) (*child, error) {
 	binary := cmd.Path
 	if output != nil {
@@ -228,13 +239,7 @@ func (c *Cluster) StopAPIServer() error {
 	c.mu.Unlock()
 	if restarted != nil {
 		restarted.stopped.Store(true)
-		_ = restarted.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-restarted.done:
-		case <-time.After(20 * time.Second):
-			_ = restarted.cmd.Process.Kill()
-			<-restarted.done
-		}
+		restarted.terminate(20 * time.Second)
 		c.mu.Lock()
 		c.apiServer = nil
 		c.mu.Unlock()
@@ -417,13 +422,7 @@ func (c *Cluster) Stop() error {
 	var errs []error
 	slices.Reverse(children)
 	for _, ch := range children {
-		_ = ch.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-ch.done:
-		case <-time.After(10 * time.Second):
-			_ = ch.cmd.Process.Kill()
-			<-ch.done
-		}
+		ch.terminate(10 * time.Second)
 	}
 	if err := c.Env.Stop(); err != nil {
 		errs = append(errs, fmt.Errorf("stopping the control plane: %w", err))
