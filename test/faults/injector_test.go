@@ -3,6 +3,7 @@ package faults_test
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -66,11 +67,7 @@ func (f *injector) Clear() {
 func (f *injector) Injected() map[int]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make(map[int]int, len(f.injected))
-	for k, v := range f.injected {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(f.injected)
 }
 
 // Seen is how many requests with this method and path arrived while a decision was in force.

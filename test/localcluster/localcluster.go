@@ -267,11 +267,8 @@ func (c *Cluster) StopAPIServer() error {
 	// cut a slow graceful shutdown short.
 	killed := false
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return nil
-		}
-		if fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); len(fields) > 0 && fields[0] == "Z" {
+		fields, err := procStat(pid)
+		if err != nil || fields[0] == "Z" {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -361,17 +358,25 @@ func findChild(name, arg string) (int, error) {
 		if err != nil || len(args) == 0 || filepath.Base(args[0]) != name || !slices.Contains(args, arg) {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// The parent pid is the second field after the parenthesised command name.
-		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid()) {
+		if fields, err := procStat(pid); err == nil && fields[1] == strconv.Itoa(os.Getpid()) {
 			return pid, nil
 		}
 	}
 	return 0, fmt.Errorf("no %s child with %s", name, arg)
+}
+
+// procStat is a process's /proc/<pid>/stat after its parenthesised command name: the
+// state first, then the parent pid.
+func procStat(pid int) ([]string, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(fields) < 2 {
+		return nil, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, stat)
+	}
+	return fields, nil
 }
 
 func readNulSeparated(path string) ([]string, error) {
