@@ -102,7 +102,7 @@ type classDefaults struct {
 // the system namespace.
 func resolveClassDefaults(ctx context.Context, metadata client.Reader, gc *gatewayv1.GatewayClass, systemNamespace string) (classDefaults, error) {
 	if ref := gc.Spec.ParametersRef; ref != nil {
-		if ref.Group != "" || ref.Kind != "ConfigMap" {
+		if !isConfigMapRef(ref.Group, ref.Kind) {
 			return classDefaults{Problem: fmt.Sprintf("GatewayClass %s parametersRef %s/%s %s is not supported; only group \"\" kind ConfigMap is", gc.Name, ref.Group, ref.Kind, ref.Name)}, nil
 		}
 		if ref.Namespace == nil || *ref.Namespace == "" {

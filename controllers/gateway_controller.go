@@ -50,6 +50,7 @@ type GatewayReconciler struct {
 	// FieldManager owns this revision's writes.
 	FieldManager string
 	configMaps   *configMapSource
+	certificates *certificateSource
 	// failingSince holds, per Gateway whose writes fail with transient API errors, when
 	// the failures began (types.NamespacedName -> time.Time).
 	failingSince sync.Map
@@ -74,6 +75,8 @@ type syncState struct {
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gateways/finalizers,verbs=update
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=referencegrants,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=services;serviceaccounts,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
@@ -100,6 +103,9 @@ type outcome struct {
 	// notInstalled is set when the Gateway's istio.io/rev names a revision that is not
 	// installed: no one manages its resources.
 	notInstalled string
+	// unsupportedAddress is set when spec.addresses holds an address the operator cannot
+	// request; nothing was applied.
+	unsupportedAddress string
 }
 
 // Reconcile renders the desired resources, applies those that differ from what the
@@ -128,10 +134,16 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, nil
 	}
 	me := revision.Name(r.Options.Revision)
-	if string(gw.Spec.GatewayClassName) != r.Options.GatewayClassName {
-		// The Gateway moved to another class: what the operator generated must go.
+	gc, err := servedClass(ctx, r.Client, string(gw.Spec.GatewayClassName))
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if gc == nil {
+		// Not (or no longer) a class the operator serves. A Gateway that moved to another
+		// controller's class loses what the operator generated; a class that does not
+		// exist (yet) changes nothing until it appears, and its event brings the Gateway back.
 		if ownership.Owner == me || (ownership.Owner == "" && ownership.Reporter == me) {
-			return reconcile.Result{}, r.deleteGenerated(ctx, gw)
+			return reconcile.Result{}, r.leaveClass(ctx, gw)
 		}
 		return reconcile.Result{}, nil
 	}
@@ -146,14 +158,6 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		}
 		return reconcile.Result{}, r.writeStatus(ctx, gw, out)
 	default:
-		return reconcile.Result{}, nil
-	}
-	gc := &gatewayv1.GatewayClass{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.Options.GatewayClassName}, gc); err != nil {
-		// The GatewayClass reconciler creates it; its event brings every Gateway back.
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	if gc.Spec.ControllerName != v1alpha1.ControllerName {
 		return reconcile.Result{}, nil
 	}
 
@@ -203,6 +207,10 @@ func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway
 	if out.invalid != "" {
 		return out, r.observeService(ctx, gw, out)
 	}
+	if msg := render.RequestedAddresses(gw).UnsupportedMessage(); msg != "" {
+		out.unsupportedAddress = msg
+		return out, r.observeService(ctx, gw, out)
+	}
 	desired, err := render.Render(render.Inputs{
 		Gateway:         gw,
 		Revision:        r.Options.Revision,
@@ -238,7 +246,7 @@ func (r *GatewayReconciler) customizations(ctx context.Context, gw *gatewayv1.Ga
 	}
 	if infra := gw.Spec.Infrastructure; infra != nil && infra.ParametersRef != nil {
 		ref := infra.ParametersRef
-		if ref.Group != "" || ref.Kind != "ConfigMap" {
+		if !isConfigMapRef(ref.Group, ref.Kind) {
 			out.invalid = fmt.Sprintf("parametersRef %s/%s %s is not supported; only group \"\" kind ConfigMap is", ref.Group, ref.Kind, ref.Name)
 			return nil, nil
 		}
@@ -562,8 +570,26 @@ func (r *GatewayReconciler) observeService(ctx context.Context, gw *gatewayv1.Ga
 	}
 }
 
-// deleteGenerated deletes the objects generated for a Gateway.
-func (r *GatewayReconciler) deleteGenerated(ctx context.Context, gw *gatewayv1.Gateway) error {
+// leaveClass deletes what the operator generated for a Gateway that is no longer of a
+// served class: it moved to another controller's class, or to a class that does not exist.
+// When the class the objects were generated for is itself the missing one (a served
+// GatewayClass deleted by mistake, which the operator re-creates for the default class),
+// they are kept, so that the mistake costs no outage.
+func (r *GatewayReconciler) leaveClass(ctx context.Context, gw *gatewayv1.Gateway) error {
+	err := r.Client.Get(ctx, types.NamespacedName{Name: string(gw.Spec.GatewayClassName)}, &gatewayv1.GatewayClass{})
+	switch {
+	case err == nil:
+		return r.deleteGenerated(ctx, gw, "")
+	case apierrors.IsNotFound(err):
+		return r.deleteGenerated(ctx, gw, string(gw.Spec.GatewayClassName))
+	default:
+		return fmt.Errorf("reading GatewayClass %s: %w", gw.Spec.GatewayClassName, err)
+	}
+}
+
+// deleteGenerated deletes the objects generated for a Gateway, except those generated
+// for the class keepClass (when not empty).
+func (r *GatewayReconciler) deleteGenerated(ctx context.Context, gw *gatewayv1.Gateway, keepClass string) error {
 	name := types.NamespacedName{Namespace: gw.Namespace, Name: render.Name(gw.Name)}
 	for _, kind := range generatedKinds {
 		obj := kind.newObject()
@@ -574,6 +600,9 @@ func (r *GatewayReconciler) deleteGenerated(ctx context.Context, gw *gatewayv1.G
 			return fmt.Errorf("reading %s %s: %w", kind.name, name, err)
 		}
 		if ref := metav1.GetControllerOf(obj); ref == nil || ref.UID != gw.UID {
+			continue
+		}
+		if keepClass != "" && obj.GetLabels()[v1alpha1.GatewayClassNameLabel] == keepClass {
 			continue
 		}
 		log.FromContext(ctx).Info("Deleting generated object of a Gateway that left the class", "kind", kind.name, "object", klogRef(name.Namespace, name.Name))

@@ -35,39 +35,65 @@ func TestGatewayStatus(t *testing.T) {
 	lbWithHostname.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: "gw.example.com"}}
 	clusterIP := &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIPs: []string{"10.0.0.9"}}}
 
+	withAddresses := func(values ...string) []gatewayv1.GatewaySpecAddress {
+		var out []gatewayv1.GatewaySpecAddress
+		for _, v := range values {
+			typ, value, typed := strings.Cut(v, "=")
+			if !typed {
+				typ, value = string(gatewayv1.IPAddressType), v
+			}
+			out = append(out, gatewayv1.GatewaySpecAddress{Type: new(gatewayv1.AddressType(typ)), Value: value})
+		}
+		return out
+	}
 	cases := []struct {
 		name                             string
 		out                              outcome
+		addresses                        []gatewayv1.GatewaySpecAddress
 		accepted, programmed, customized string
-		addresses                        []string
+		statusAddresses                  []string
 		messageHas                       string
 	}{
-		{"resources applied and an address assigned", outcome{service: lbWithIP},
+		{"resources applied and an address assigned", outcome{service: lbWithIP}, nil,
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"20.0.0.1"}, ""},
-		{"a hostname address", outcome{service: lbWithHostname},
+		{"a hostname address", outcome{service: lbWithHostname}, nil,
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"gw.example.com"}, ""},
-		{"a ClusterIP Service's address", outcome{service: clusterIP},
+		{"a ClusterIP Service's address", outcome{service: clusterIP}, nil,
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"10.0.0.9"}, ""},
-		{"waiting for the load balancer", outcome{service: lb},
+		{"waiting for the load balancer", outcome{service: lb}, nil,
 			"True/Accepted", "False/AddressNotAssigned", "True/Applied", nil, "has no ingress address yet"},
-		{"no Service yet", outcome{},
+		{"no Service yet", outcome{}, nil,
 			"True/Accepted", "False/AddressNotAssigned", "True/Applied", nil, "does not exist yet"},
-		{"invalid parameters keep the old address", outcome{invalid: "ConfigMap ns/x does not exist", service: lbWithIP},
+		{"invalid parameters keep the old address", outcome{invalid: "ConfigMap ns/x does not exist", service: lbWithIP}, nil,
 			"False/InvalidParameters", "False/Invalid", "False/InvalidParameters", []string{"20.0.0.1"}, "ConfigMap ns/x does not exist"},
-		{"a name taken by someone else", outcome{conflict: "Service ns/gw-istio already exist"},
+		{"a name taken by someone else", outcome{conflict: "Service ns/gw-istio already exist"}, nil,
 			"True/Accepted", "False/Invalid", "True/Applied", nil, "already exist"},
-		{"an apply the API server refused", outcome{applyErr: "applying Service: invalid", service: lbWithIP},
+		{"an apply the API server refused", outcome{applyErr: "applying Service: invalid", service: lbWithIP}, nil,
 			"True/Accepted", "False/Invalid", "True/Applied", []string{"20.0.0.1"}, "refused"},
-		{"writes failing with transient errors keep the old address", outcome{retrying: "applying Deployment ns/gw-istio: etcdserver: request timed out", service: lbWithIP},
+		{"writes failing with transient errors keep the old address", outcome{retrying: "applying Deployment ns/gw-istio: etcdserver: request timed out", service: lbWithIP}, nil,
 			"True/Accepted", "False/Pending", "True/Applied", []string{"20.0.0.1"}, "Retrying with backoff after API errors: applying Deployment"},
-		{"dropped fields", outcome{service: lbWithIP, findings: []customize.Finding{{Source: "ns/cm", Key: "deployment", Path: "spec.x", Problem: "is not allowed"}}},
+		{"dropped fields", outcome{service: lbWithIP, findings: []customize.Finding{{Source: "ns/cm", Key: "deployment", Path: "spec.x", Problem: "is not allowed"}}}, nil,
 			"True/Accepted", "True/Programmed", "False/FieldsNotAllowed", []string{"20.0.0.1"}, ""},
-		{"an adjusted value", outcome{service: lbWithIP, findings: []customize.Finding{{Key: "horizontalPodAutoscaler", Path: "spec.minReplicas", Problem: "raised"}}},
+		{"an address of a type the operator cannot request is not accepted, and nothing is applied", outcome{unsupportedAddress: "spec.addresses \"gw.example.com\" of type Hostname"},
+			withAddresses("Hostname=gw.example.com"), "False/UnsupportedAddress", "False/Invalid", "True/Applied", nil, "Hostname"},
+		{"a second requested address cannot be used", outcome{service: lbWithIP}, withAddresses("20.0.0.1", "20.0.0.2"),
+			"True/Accepted", "False/AddressNotUsable", "True/Applied", []string{"20.0.0.1"}, "20.0.0.2 cannot be used"},
+		{"a load balancer that assigned another address could not use the requested one", outcome{service: lbWithIP}, withAddresses("20.0.0.7"),
+			"True/Accepted", "False/AddressNotUsable", "True/Applied", []string{"20.0.0.1"}, "assigned 20.0.0.1 instead"},
+		{"a requested address the load balancer has not assigned yet", outcome{service: lb}, withAddresses("20.0.0.7"),
+			"True/Accepted", "False/AddressNotAssigned", "True/Applied", nil, "requests address 20.0.0.7"},
+		{"the requested address assigned", outcome{service: lbWithIP}, withAddresses("20.0.0.1"),
+			"True/Accepted", "True/Programmed", "True/Applied", []string{"20.0.0.1"}, ""},
+		{"an IPAddress without a value asks for any address", outcome{service: lbWithIP}, withAddresses(""),
+			"True/Accepted", "True/Programmed", "True/Applied", []string{"20.0.0.1"}, ""},
+		{"an adjusted value", outcome{service: lbWithIP, findings: []customize.Finding{{Key: "horizontalPodAutoscaler", Path: "spec.minReplicas", Problem: "raised"}}}, nil,
 			"True/Accepted", "True/Programmed", "False/ValuesAdjusted", []string{"20.0.0.1"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			st := gatewayStatus(gw, &tc.out, nil, "asm-1-26")
+			gw := gw.DeepCopy()
+			gw.Spec.Addresses = tc.addresses
+			st := gatewayStatus(gw, &tc.out, status.ListenerInputs{}, "asm-1-26")
 			check := func(conditionType, want string) metav1.Condition {
 				c := findCondition(t, st, conditionType)
 				if got := string(c.Status) + "/" + c.Reason; got != want {
@@ -82,8 +108,8 @@ func TestGatewayStatus(t *testing.T) {
 			for _, a := range st.Addresses {
 				got = append(got, a.Value)
 			}
-			if strings.Join(got, ",") != strings.Join(tc.addresses, ",") {
-				t.Errorf("addresses %v, want %v", got, tc.addresses)
+			if strings.Join(got, ",") != strings.Join(tc.statusAddresses, ",") {
+				t.Errorf("addresses %v, want %v", got, tc.statusAddresses)
 			}
 			if tc.messageHas != "" && !strings.Contains(accepted.Message+programmed.Message, tc.messageHas) {
 				t.Errorf("messages %q / %q do not say %q", accepted.Message, programmed.Message, tc.messageHas)
@@ -93,11 +119,30 @@ func TestGatewayStatus(t *testing.T) {
 }
 
 func TestAcceptedSaysWhichListenersAreInvalid(t *testing.T) {
-	gw := &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "ns", Generation: 4}}
-	listeners := []status.ListenerResult{{Valid: true, Status: gatewayv1.ListenerStatus{Name: "http"}}, {Valid: false, Status: gatewayv1.ListenerStatus{Name: "sctp"}}}
-	c := findCondition(t, gatewayStatus(gw, &outcome{}, listeners, ""), "Accepted")
-	if c.Status != metav1.ConditionTrue || c.Reason != "ListenersNotValid" || c.Message != "Listeners not valid: sctp" {
-		t.Fatalf("Accepted %s/%s %q", c.Status, c.Reason, c.Message)
+	http := gatewayv1.Listener{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType}
+	invalid := gatewayv1.Listener{Name: "invalid", Port: 1111, Protocol: "INVALID"}
+	cases := []struct {
+		name      string
+		listeners []gatewayv1.Listener
+		want      string
+		message   string
+	}{
+		{"some listeners invalid: accepted, naming them", []gatewayv1.Listener{http, invalid}, "True/ListenersNotValid", "Listeners not valid: invalid; the others are served"},
+		{"no listener valid: not accepted", []gatewayv1.Listener{invalid}, "False/ListenersNotValid", "No listener is accepted (see their conditions): invalid"},
+		{"every listener valid", []gatewayv1.Listener{http}, "True/Accepted", "Resources are generated by revision default"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gw := &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "ns", Generation: 4}, Spec: gatewayv1.GatewaySpec{Listeners: tc.listeners}}
+			st := gatewayStatus(gw, &outcome{}, status.ListenerInputs{}, "")
+			c := findCondition(t, st, "Accepted")
+			if got := string(c.Status) + "/" + c.Reason; got != tc.want || c.Message != tc.message {
+				t.Errorf("Accepted %s %q, want %s %q", got, c.Message, tc.want, tc.message)
+			}
+			if len(st.Listeners) != len(tc.listeners) {
+				t.Errorf("%d listener entries, want %d", len(st.Listeners), len(tc.listeners))
+			}
+		})
 	}
 }
 

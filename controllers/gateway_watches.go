@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -10,39 +11,75 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
-	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
 
-// gatewaysOfClass maps the served GatewayClass to all of its Gateways: its parametersRef
-// or its existence changes every Gateway's inputs.
+// gatewaysOfClass maps a GatewayClass to all of its Gateways: its parametersRef, its
+// controllerName or its existence changes every Gateway's inputs.
 func (r *GatewayReconciler) gatewaysOfClass(ctx context.Context, o client.Object) []reconcile.Request {
-	if o.GetName() != r.Options.GatewayClassName {
+	return r.listGateways(ctx, client.MatchingFields{GatewayClassIndex: o.GetName()})
+}
+
+// gatewaysOfServedClasses maps a change of installed revisions to every Gateway of every
+// served class, whose owners are then decided again.
+func (r *GatewayReconciler) gatewaysOfServedClasses(ctx context.Context, _ client.Object) []reconcile.Request {
+	classes, err := servedClasses(ctx, r.Client)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Listing served GatewayClasses for a revision change")
 		return nil
 	}
-	return r.listGateways(ctx, client.MatchingFields{GatewayClassIndex: r.Options.GatewayClassName})
+	var out []reconcile.Request
+	for _, gc := range classes {
+		out = append(out, r.listGateways(ctx, client.MatchingFields{GatewayClassIndex: gc.Name})...)
+	}
+	return out
 }
 
-// gatewaysForConfigMap maps a ConfigMap to the Gateways it customizes: every Gateway of the
-// class for a class-level ConfigMap (labelled, or named by the class's parametersRef), and
+// gatewaysForConfigMap maps a ConfigMap to the Gateways it customizes: every Gateway of a
+// class for which it is class-level (labelled, or named by the class's parametersRef), and
 // the Gateways whose parametersRef names it.
 func (r *GatewayReconciler) gatewaysForConfigMap(ctx context.Context, o client.Object) []reconcile.Request {
-	if r.isClassConfigMap(ctx, o) {
-		return r.listGateways(ctx, client.MatchingFields{GatewayClassIndex: r.Options.GatewayClassName})
+	classes, err := classesUsingConfigMap(ctx, r.Client, o, r.Options.SystemNamespace)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Finding the classes of a ConfigMap", "configMap", klogRef(o.GetNamespace(), o.GetName()))
 	}
-	return r.listGateways(ctx, client.MatchingFields{GatewayParametersIndex: o.GetNamespace() + "/" + o.GetName()})
+	out := r.listGateways(ctx, client.MatchingFields{GatewayParametersIndex: o.GetNamespace() + "/" + o.GetName()})
+	for _, class := range classes {
+		out = append(out, r.listGateways(ctx, client.MatchingFields{GatewayClassIndex: class})...)
+	}
+	return out
 }
 
-func (r *GatewayReconciler) isClassConfigMap(ctx context.Context, o client.Object) bool {
-	if o.GetNamespace() == r.Options.SystemNamespace && o.GetLabels()[v1alpha1.DefaultsForClassLabel] == r.Options.GatewayClassName {
-		return true
+// gatewaysForSecret maps a Secret to the Gateways whose listeners reference it.
+func (r *GatewayReconciler) gatewaysForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.listGateways(ctx, client.MatchingFields{GatewayCertificateIndex: o.GetNamespace() + "/" + o.GetName()})
+}
+
+// gatewaysForReferenceGrant maps a ReferenceGrant to the Gateways that may reference
+// Secrets through it: those referencing a Secret in its namespace from a namespace it
+// lists (kind Gateway).
+func (r *GatewayReconciler) gatewaysForReferenceGrant(ctx context.Context, o client.Object) []reconcile.Request {
+	grant, ok := o.(*gatewayv1.ReferenceGrant)
+	if !ok {
+		return nil
 	}
-	gc := &gatewayv1.GatewayClass{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.Options.GatewayClassName}, gc); err != nil {
-		return false
+	var out []reconcile.Request
+	for _, from := range grant.Spec.From {
+		if from.Group != gatewayv1.GroupName || from.Kind != status.KindGateway {
+			continue
+		}
+		list := &gatewayv1.GatewayList{}
+		if err := r.Client.List(ctx, list, client.InNamespace(string(from.Namespace))); err != nil {
+			log.FromContext(ctx).Error(err, "Listing Gateways for a ReferenceGrant change", "referenceGrant", klogRef(grant.Namespace, grant.Name))
+			return nil
+		}
+		for _, gw := range list.Items {
+			if slices.Contains(status.GrantNamespaces(&gw), grant.Namespace) {
+				out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}})
+			}
+		}
 	}
-	ref := gc.Spec.ParametersRef
-	return ref != nil && ref.Group == "" && ref.Kind == "ConfigMap" && ref.Name == o.GetName() &&
-		ref.Namespace != nil && string(*ref.Namespace) == o.GetNamespace()
+	return out
 }
 
 // gatewaysOfRoute maps an HTTPRoute to the Gateways in its parentRefs, whose listener
@@ -60,7 +97,7 @@ func gatewaysOfRoute(_ context.Context, o client.Object) []reconcile.Request {
 // listener that admits routes by namespace selector.
 func (r *GatewayReconciler) gatewaysSelectingNamespaces(ctx context.Context, _ client.Object) []reconcile.Request {
 	list := &gatewayv1.GatewayList{}
-	if err := r.Client.List(ctx, list, client.MatchingFields{GatewayClassIndex: r.Options.GatewayClassName}); err != nil {
+	if err := r.Client.List(ctx, list); err != nil {
 		log.FromContext(ctx).Error(err, "Listing Gateways for a Namespace change")
 		return nil
 	}

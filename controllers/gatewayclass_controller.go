@@ -27,8 +27,9 @@ import (
 	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
 
-// GatewayClassReconciler keeps the served GatewayClass present and accepted, and creates
-// the class defaults ConfigMap once per GatewayClass incarnation.
+// GatewayClassReconciler keeps the default GatewayClass present, accepts every class whose
+// controllerName is the operator's, and creates each class's defaults ConfigMap once per
+// GatewayClass incarnation.
 type GatewayClassReconciler struct {
 	Client   client.Client
 	Recorder recorder.EventRecorder
@@ -49,13 +50,17 @@ type GatewayClassReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=aks-istio-system,resources=leases,verbs=get;list;watch;create;patch
 
-// Reconcile ensures the served class exists, records its defaults resolution and accepts it.
+// Reconcile ensures the default class exists, records a served class's defaults resolution
+// and accepts it.
 func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	logger := log.FromContext(ctx)
 	gc := &gatewayv1.GatewayClass{}
 	if err := r.Client.Get(ctx, req.NamespacedName, gc); err != nil {
 		if !apierrors.IsNotFound(err) {
 			return reconcile.Result{}, fmt.Errorf("reading GatewayClass %s: %w", req.Name, err)
+		}
+		if req.Name != r.Options.GatewayClassName {
+			return reconcile.Result{}, nil
 		}
 		logger.Info("Creating GatewayClass", "gatewayClass", req.Name)
 		gc = &gatewayv1.GatewayClass{
@@ -68,7 +73,7 @@ func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Re
 		// The creation event brings the class back here to be accepted.
 		return reconcile.Result{}, nil
 	}
-	if gc.Spec.ControllerName != v1alpha1.ControllerName || !gc.DeletionTimestamp.IsZero() {
+	if !isServedClass(gc) {
 		return reconcile.Result{}, nil
 	}
 	if _, done := r.defaultsEnsured.Load(gc.UID); !done {
@@ -156,23 +161,55 @@ func (r *GatewayClassReconciler) writeStatus(ctx context.Context, gc *gatewayv1.
 	return nil
 }
 
-// SetupWithManager watches the served class and the ConfigMaps labelled for it.
+// SetupWithManager watches the served classes (and the default class, to re-create it)
+// and the ConfigMaps that are class-level customization.
 func (r *GatewayClassReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	served := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == r.Options.GatewayClassName })
+	servedOrDefault := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		gc, ok := o.(*gatewayv1.GatewayClass)
+		return o.GetName() == r.Options.GatewayClassName || (ok && gc.Spec.ControllerName == v1alpha1.ControllerName)
+	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("gatewayclass").
-		For(&gatewayv1.GatewayClass{}, builder.WithPredicates(served)).
-		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.classForDefaultsConfigMap)).
+		For(&gatewayv1.GatewayClass{}, builder.WithPredicates(servedOrDefault)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.classesForConfigMap)).
 		WatchesRawSource(startupSource(r.Options.GatewayClassName)).
-		WatchesRawSource(source.Channel(r.Revisions.Subscribe(), &handler.EnqueueRequestForObject{})).
+		WatchesRawSource(source.Channel(r.Revisions.Subscribe(), handler.EnqueueRequestsFromMapFunc(r.servedClassRequests))).
 		Complete(r)
 }
 
-// classForDefaultsConfigMap maps a ConfigMap labelled for the served class to that class,
-// so that adding a second one is reported.
-func (r *GatewayClassReconciler) classForDefaultsConfigMap(_ context.Context, o client.Object) []reconcile.Request {
-	if o.GetNamespace() != r.Options.SystemNamespace || o.GetLabels()[v1alpha1.DefaultsForClassLabel] != r.Options.GatewayClassName {
+// classesForConfigMap maps a ConfigMap to the served classes it is class-level
+// customization of, so that adding a second labelled one is reported. A ConfigMap
+// labelled for a class is mapped to that class even while another is named by the class's
+// parametersRef: the status then says which one is in force.
+func (r *GatewayClassReconciler) classesForConfigMap(ctx context.Context, o client.Object) []reconcile.Request {
+	classes, err := servedClasses(ctx, r.Client)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Listing served GatewayClasses for a ConfigMap change")
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: r.Options.GatewayClassName}}}
+	var out []reconcile.Request
+	for i := range classes {
+		labelled := o.GetNamespace() == r.Options.SystemNamespace && o.GetLabels()[v1alpha1.DefaultsForClassLabel] == classes[i].Name
+		if labelled || isClassConfigMapOf(&classes[i], o, r.Options.SystemNamespace) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: classes[i].Name}})
+		}
+	}
+	return out
+}
+
+// servedClassRequests maps a change of installed revisions to every served class: the
+// highest revision writes their status.
+func (r *GatewayClassReconciler) servedClassRequests(ctx context.Context, _ client.Object) []reconcile.Request {
+	classes, err := servedClasses(ctx, r.Client)
+	if err != nil {
+		log.FromContext(ctx).Error(err, "Listing served GatewayClasses for a revision change")
+		return nil
+	}
+	out := []reconcile.Request{{NamespacedName: types.NamespacedName{Name: r.Options.GatewayClassName}}}
+	for _, gc := range classes {
+		if gc.Name != r.Options.GatewayClassName {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: gc.Name}})
+		}
+	}
+	return out
 }

@@ -79,9 +79,12 @@ func CacheOptions(opts Options) cache.Options {
 			&policyv1.PodDisruptionBudget{}:          {Label: managed},
 			&corev1.ConfigMap{}:                      {Transform: trimToIdentity},
 			&corev1.Namespace{}:                      {Transform: trimToIdentity},
-			&gatewayv1.Gateway{}:                     {Transform: strip},
-			&gatewayv1.GatewayClass{}:                {Transform: strip},
-			&gatewayv1.HTTPRoute{}:                   {Transform: strip},
+			// Watched as metadata only (WatchesMetadata): no Secret's content is cached.
+			&corev1.Secret{}:            {Transform: trimToIdentity},
+			&gatewayv1.ReferenceGrant{}: {Transform: strip},
+			&gatewayv1.Gateway{}:        {Transform: strip},
+			&gatewayv1.GatewayClass{}:   {Transform: strip},
+			&gatewayv1.HTTPRoute{}:      {Transform: strip},
 			// Only the revision Leases, only in the system namespace.
 			&coordinationv1.Lease{}: {
 				Namespaces: map[string]cache.Config{opts.SystemNamespace: {}},
@@ -92,7 +95,7 @@ func CacheOptions(opts Options) cache.Options {
 	}
 }
 
-// trimToIdentity keeps what the operator needs of a ConfigMap or Namespace in its cache:
+// trimToIdentity keeps what the operator needs of a ConfigMap, Secret or Namespace in its cache:
 // name, namespace, labels, resourceVersion and creation time.
 func trimToIdentity(in any) (any, error) {
 	if obj, ok := in.(*metav1.PartialObjectMetadata); ok {

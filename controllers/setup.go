@@ -19,6 +19,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
 
 // Field indexes: each lets a watch event find exactly the Gateways it concerns.
@@ -31,6 +32,9 @@ const (
 	// HTTPRouteParentIndex indexes HTTPRoutes by the "namespace/name" of each Gateway in
 	// their parentRefs.
 	HTTPRouteParentIndex = "spec.parentRefs.gateway"
+	// GatewayCertificateIndex indexes Gateways by the "namespace/name" of each Secret their
+	// listeners' tls.certificateRefs name.
+	GatewayCertificateIndex = "spec.listeners.tls.certificateRefs"
 )
 
 // EventRecorderName is the reporting controller of the operator's Events.
@@ -45,6 +49,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	if err := indexer.IndexField(ctx, &gatewayv1.Gateway{}, GatewayParametersIndex, gatewayParametersKey); err != nil {
 		return fmt.Errorf("indexing Gateways by parametersRef: %w", err)
+	}
+	if err := indexer.IndexField(ctx, &gatewayv1.Gateway{}, GatewayCertificateIndex, gatewayCertificateKeys); err != nil {
+		return fmt.Errorf("indexing Gateways by certificateRef: %w", err)
 	}
 	if err := indexer.IndexField(ctx, &gatewayv1.HTTPRoute{}, HTTPRouteParentIndex, httpRouteParentKeys); err != nil {
 		return fmt.Errorf("indexing HTTPRoutes by parent: %w", err)
@@ -66,6 +73,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Revisions:    revisions,
 		FieldManager: v1alpha1.FieldManagerFor(opts.Revision),
 		configMaps:   newConfigMapSource(mgr.GetClient(), mgr.GetAPIReader()),
+		certificates: newCertificateSource(mgr.GetClient(), mgr.GetAPIReader()),
 	}
 	if err := gateways.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Gateway controller: %w", err)
@@ -83,10 +91,33 @@ func gatewayParametersKey(o client.Object) []string {
 		return nil
 	}
 	ref := gw.Spec.Infrastructure.ParametersRef
-	if ref.Group != "" || ref.Kind != "ConfigMap" {
+	if !isConfigMapRef(ref.Group, ref.Kind) {
 		return nil
 	}
 	return []string{gw.Namespace + "/" + ref.Name}
+}
+
+// gatewayCertificateKeys names the Secrets a Gateway's listeners reference, in any
+// namespace: a Secret event then finds the Gateways it concerns.
+func gatewayCertificateKeys(o client.Object) []string {
+	gw := o.(*gatewayv1.Gateway)
+	var keys []string
+	for _, l := range gw.Spec.Listeners {
+		if l.TLS == nil {
+			continue
+		}
+		for _, ref := range l.TLS.CertificateRefs {
+			if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != status.KindSecret) {
+				continue
+			}
+			ns := gw.Namespace
+			if ref.Namespace != nil && *ref.Namespace != "" {
+				ns = string(*ref.Namespace)
+			}
+			keys = append(keys, ns+"/"+string(ref.Name))
+		}
+	}
+	return keys
 }
 
 func httpRouteParentKeys(o client.Object) []string {
@@ -134,9 +165,12 @@ func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&gatewayv1.GatewayClass{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfClass)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForConfigMap)).
 		Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(gatewaysOfRoute)).
+		// Secrets only as metadata: a referenced one is read, and judged, on change.
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForSecret)).
+		Watches(&gatewayv1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForReferenceGrant)).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysSelectingNamespaces),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		// A change of installed revisions decides every Gateway's owner again.
-		WatchesRawSource(source.Channel(r.Revisions.Subscribe(), handler.EnqueueRequestsFromMapFunc(r.gatewaysOfClass))).
+		WatchesRawSource(source.Channel(r.Revisions.Subscribe(), handler.EnqueueRequestsFromMapFunc(r.gatewaysOfServedClasses))).
 		Complete(r)
 }

@@ -69,14 +69,14 @@ func (v *ConfigMapValidator) Handle(ctx context.Context, req admission.Request) 
 	}
 	verdict := customize.Validate(cm.Data)
 	var warnings []string
-	if cm.Labels[v1alpha1.DefaultsForClassLabel] == v.Options.GatewayClassName {
+	if class := cm.Labels[v1alpha1.DefaultsForClassLabel]; strings.HasPrefix(role, classDefaultsRole) {
 		if cm.Namespace != v.Options.SystemNamespace {
-			warnings = append(warnings, fmt.Sprintf("%s=%s has no effect outside namespace %s", v1alpha1.DefaultsForClassLabel, v.Options.GatewayClassName, v.Options.SystemNamespace))
-		} else if inForce, err := v.olderClassDefaults(ctx, cm); err != nil {
+			warnings = append(warnings, fmt.Sprintf("%s=%s has no effect outside namespace %s", v1alpha1.DefaultsForClassLabel, class, v.Options.SystemNamespace))
+		} else if inForce, err := v.olderClassDefaults(ctx, cm, class); err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		} else if inForce != "" {
 			verdict.Violations = append(verdict.Violations, fmt.Sprintf("only one ConfigMap may be labelled %s=%s; %s is already in force",
-				v1alpha1.DefaultsForClassLabel, v.Options.GatewayClassName, inForce))
+				v1alpha1.DefaultsForClassLabel, class, inForce))
 		}
 	}
 	warnings = append(warnings, verdict.Warnings...)
@@ -105,20 +105,29 @@ func rejection(kind, namespace, name, role string, violations []string) string {
 	return fmt.Sprintf("%s %s/%s is not a valid %s: %s", kind, namespace, name, role, strings.Join(violations, "; "))
 }
 
-// roleOf says why a ConfigMap is a customization, or "" when it is not one.
+// classDefaultsRole starts the role of a ConfigMap labelled as a class's defaults.
+const classDefaultsRole = "class defaults ConfigMap for GatewayClass "
+
+// roleOf says why a ConfigMap is a customization, or "" when it is not one. A ConfigMap
+// labelled for a class is judged unless that class exists and belongs to another
+// controller: a class created later must not meet defaults no one checked.
 func (v *ConfigMapValidator) roleOf(ctx context.Context, cm *corev1.ConfigMap) (string, error) {
-	if cm.Labels[v1alpha1.DefaultsForClassLabel] == v.Options.GatewayClassName {
-		return "class defaults ConfigMap for GatewayClass " + v.Options.GatewayClassName, nil
-	}
-	gc := &gatewayv1.GatewayClass{}
-	switch err := v.Cache.Get(ctx, types.NamespacedName{Name: v.Options.GatewayClassName}, gc); {
-	case err == nil:
-		if ref := gc.Spec.ParametersRef; ref != nil && ref.Group == "" && ref.Kind == "ConfigMap" && ref.Name == cm.Name &&
-			ref.Namespace != nil && string(*ref.Namespace) == cm.Namespace {
-			return "parameters ConfigMap of GatewayClass " + v.Options.GatewayClassName, nil
+	if class := cm.Labels[v1alpha1.DefaultsForClassLabel]; class != "" {
+		gc := &gatewayv1.GatewayClass{}
+		err := v.Cache.Get(ctx, types.NamespacedName{Name: class}, gc)
+		switch {
+		case apierrors.IsNotFound(err) || (err == nil && isServedClass(gc)):
+			return classDefaultsRole + class, nil
+		case err != nil:
+			return "", fmt.Errorf("reading GatewayClass %s: %w", class, err)
 		}
-	case !apierrors.IsNotFound(err):
-		return "", fmt.Errorf("reading GatewayClass %s: %w", v.Options.GatewayClassName, err)
+	}
+	classes, err := classesUsingConfigMap(ctx, v.Cache, cm, v.Options.SystemNamespace)
+	if err != nil {
+		return "", err
+	}
+	if len(classes) > 0 {
+		return "parameters ConfigMap of GatewayClass " + strings.Join(classes, ", "), nil
 	}
 	list := &gatewayv1.GatewayList{}
 	if err := v.Cache.List(ctx, list, client.MatchingFields{GatewayParametersIndex: cm.Namespace + "/" + cm.Name}); err != nil {
@@ -126,7 +135,11 @@ func (v *ConfigMapValidator) roleOf(ctx context.Context, cm *corev1.ConfigMap) (
 	}
 	var names []string
 	for _, gw := range list.Items {
-		if string(gw.Spec.GatewayClassName) == v.Options.GatewayClassName {
+		gc, err := servedClass(ctx, v.Cache, string(gw.Spec.GatewayClassName))
+		if err != nil {
+			return "", err
+		}
+		if gc != nil {
 			names = append(names, gw.Name)
 		}
 	}
@@ -139,10 +152,10 @@ func (v *ConfigMapValidator) roleOf(ctx context.Context, cm *corev1.ConfigMap) (
 
 // olderClassDefaults names the labelled ConfigMap that wins over cm (the oldest, then the
 // first by name), or "" when cm itself is in force.
-func (v *ConfigMapValidator) olderClassDefaults(ctx context.Context, cm *corev1.ConfigMap) (string, error) {
+func (v *ConfigMapValidator) olderClassDefaults(ctx context.Context, cm *corev1.ConfigMap, class string) (string, error) {
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
-	if err := v.Cache.List(ctx, list, client.InNamespace(cm.Namespace), client.MatchingLabels{v1alpha1.DefaultsForClassLabel: v.Options.GatewayClassName}); err != nil {
+	if err := v.Cache.List(ctx, list, client.InNamespace(cm.Namespace), client.MatchingLabels{v1alpha1.DefaultsForClassLabel: class}); err != nil {
 		return "", fmt.Errorf("listing class defaults ConfigMaps: %w", err)
 	}
 	for _, other := range list.Items {
@@ -158,8 +171,10 @@ func (v *ConfigMapValidator) olderClassDefaults(ctx context.Context, cm *corev1.
 	return "", nil
 }
 
-// GatewayValidator rejects Gateways of the class whose parametersRef cannot work: a kind
-// other than ConfigMap, or a ConfigMap the ConfigMap webhook would reject.
+// GatewayValidator rejects Gateways of a served class whose parametersRef names a
+// ConfigMap the ConfigMap webhook would reject. A reference of another kind is admitted
+// with a warning: Gateway API says it must be reported on status (Accepted=False,
+// InvalidParameters), and the reconciler does.
 type GatewayValidator struct {
 	Cache client.Reader
 	// APIReader reads the referenced ConfigMap's content, which the cache does not hold.
@@ -177,13 +192,18 @@ func (v *GatewayValidator) Handle(ctx context.Context, req admission.Request) ad
 	} else if !judged {
 		return admission.Allowed("")
 	}
-	if string(gw.Spec.GatewayClassName) != v.Options.GatewayClassName || gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
+	if gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
+		return admission.Allowed("")
+	}
+	if gc, err := servedClass(ctx, v.Cache, string(gw.Spec.GatewayClassName)); err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	} else if gc == nil {
 		return admission.Allowed("")
 	}
 	ref := gw.Spec.Infrastructure.ParametersRef
-	if ref.Group != "" || ref.Kind != "ConfigMap" {
-		return admission.Denied(fmt.Sprintf("Gateway %s/%s: spec.infrastructure.parametersRef %s/%s %s is not supported; "+
-			"reference a ConfigMap in the Gateway's namespace (group: \"\", kind: ConfigMap)", gw.Namespace, gw.Name, ref.Group, ref.Kind, ref.Name))
+	if !isConfigMapRef(ref.Group, ref.Kind) {
+		return admission.Allowed("").WithWarnings(fmt.Sprintf("spec.infrastructure.parametersRef %s/%s %s is not supported: the Gateway reports Accepted=False (InvalidParameters); "+
+			"reference a ConfigMap in the Gateway's namespace (group: \"\", kind: ConfigMap)", ref.Group, ref.Kind, ref.Name))
 	}
 	cm := &corev1.ConfigMap{}
 	if err := v.APIReader.Get(ctx, types.NamespacedName{Namespace: gw.Namespace, Name: ref.Name}, cm); err != nil {

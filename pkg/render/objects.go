@@ -236,11 +236,8 @@ func service(in Inputs, meta metav1.ObjectMeta) *corev1.Service {
 			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyPreferDualStack),
 		},
 	}
-	for _, a := range gw.Spec.Addresses {
-		if a.Type == nil || *a.Type == gatewayv1.IPAddressType {
-			svc.Spec.LoadBalancerIP = a.Value
-			break
-		}
+	if ips := RequestedAddresses(gw).IPs; len(ips) > 0 {
+		svc.Spec.LoadBalancerIP = ips[0]
 	}
 	return svc
 }

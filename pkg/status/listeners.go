@@ -26,8 +26,31 @@ var supportedKinds = map[gatewayv1.ProtocolType][]gatewayv1.Kind{
 // false when the namespace is not known.
 type NamespaceLabels func(namespace string) (labels.Set, bool)
 
-// ListenerResult is one listener's status plus whether it is usable, so that the Gateway's
-// Accepted condition can say when some listeners are not.
+// ListenerInputs is what the reconciler read for the listeners' status.
+type ListenerInputs struct {
+	// Routes are the HTTPRoutes whose parentRefs name the Gateway.
+	Routes []*gatewayv1.HTTPRoute
+	// NamespaceLabels resolves allowedRoutes namespace selectors.
+	NamespaceLabels NamespaceLabels
+	// Grants are the ReferenceGrants of the namespaces in GrantNamespaces.
+	Grants []gatewayv1.ReferenceGrant
+	// Certificates are the states of the Secrets in PermittedCertificateSecrets.
+	Certificates CertificateStates
+	// Programmed says whether the Gateway's resources are in place with an address.
+	Programmed bool
+}
+
+// ReservedPorts are ports the gateway pod itself listens on (Envoy's admin, the agent's
+// metrics and status, Envoy's Prometheus): a listener cannot have them.
+var ReservedPorts = map[gatewayv1.PortNumber]string{
+	15000: "Envoy's admin interface",
+	15020: "the merged metrics of the istio-agent",
+	15021: "the readiness (status) port",
+	15090: "Envoy's Prometheus metrics",
+}
+
+// ListenerResult is one listener's status plus whether it is accepted, so that the
+// Gateway's Accepted condition can say when some or all listeners are not.
 type ListenerResult struct {
 	Status gatewayv1.ListenerStatus
 	Valid  bool
@@ -35,45 +58,46 @@ type ListenerResult struct {
 
 // Listeners computes one status entry per listener: the route kinds it supports, how many
 // HTTPRoutes attach to it, and its Accepted, Programmed, ResolvedRefs and Conflicted
-// conditions.
-func Listeners(gw *gatewayv1.Gateway, routes []*gatewayv1.HTTPRoute, nsLabels NamespaceLabels, programmed bool) []ListenerResult {
+// conditions, with the reasons Gateway API defines for each.
+func Listeners(gw *gatewayv1.Gateway, in ListenerInputs) []ListenerResult {
 	gen := gw.Generation
-	conflicts := portConflicts(gw.Spec.Listeners)
+	conflicts := listenerConflicts(gw.Spec.Listeners)
 	out := make([]ListenerResult, 0, len(gw.Spec.Listeners))
 	for _, l := range gw.Spec.Listeners {
+		accepted := Condition(string(gatewayv1.ListenerConditionAccepted), true, string(gatewayv1.ListenerReasonAccepted), "Listener is accepted", gen)
+		resolved := Condition(string(gatewayv1.ListenerConditionResolvedRefs), true, string(gatewayv1.ListenerReasonResolvedRefs), "All references are resolved", gen)
+		conflicted := Condition(string(gatewayv1.ListenerConditionConflicted), false, string(gatewayv1.ListenerReasonNoConflicts), "No conflicts", gen)
 		kinds, invalidKinds := listenerKinds(l)
-		_, protocolKnown := supportedKinds[l.Protocol]
+		if reason, msg := unacceptedListener(l); reason != "" {
+			accepted = Condition(string(gatewayv1.ListenerConditionAccepted), false, string(reason), msg, gen)
+			kinds, invalidKinds = []gatewayv1.RouteGroupKind{}, nil
+		} else if c, found := conflicts[l.Name]; found {
+			conflicted = Condition(string(gatewayv1.ListenerConditionConflicted), true, string(c.reason), c.message, gen)
+			accepted = Condition(string(gatewayv1.ListenerConditionAccepted), false, string(c.reason), c.message, gen)
+		}
+		valid := accepted.Status == metav1.ConditionTrue
+		switch reason, msg := certificateProblem(gw, l, in); {
+		case len(invalidKinds) > 0:
+			resolved = Condition(string(gatewayv1.ListenerConditionResolvedRefs), false, string(gatewayv1.ListenerReasonInvalidRouteKinds),
+				fmt.Sprintf("Route kinds not supported on %s listeners: %s", describeProtocol(l), strings.Join(invalidKinds, ", ")), gen)
+		case valid && reason != "":
+			resolved = Condition(string(gatewayv1.ListenerConditionResolvedRefs), false, string(reason), msg, gen)
+		}
 		var attached int32
 		if slices.Contains(kindNames(kinds), KindHTTPRoute) {
-			for _, r := range routes {
-				if routeAttaches(gw, l, r, nsLabels) {
+			for _, r := range in.Routes {
+				if routeAttaches(gw, l, r, in.NamespaceLabels) {
 					attached++
 				}
 			}
 		}
-		accepted := Condition(string(gatewayv1.ListenerConditionAccepted), true, string(gatewayv1.ListenerReasonAccepted), "Listener is accepted", gen)
-		resolved := Condition(string(gatewayv1.ListenerConditionResolvedRefs), true, string(gatewayv1.ListenerReasonResolvedRefs), "All references are resolved", gen)
-		conflicted := Condition(string(gatewayv1.ListenerConditionConflicted), false, string(gatewayv1.ListenerReasonNoConflicts), "No conflicts", gen)
-		valid := true
-		switch {
-		case !protocolKnown:
-			accepted = Condition(string(gatewayv1.ListenerConditionAccepted), false, string(gatewayv1.ListenerReasonUnsupportedProtocol),
-				fmt.Sprintf("Protocol %q is not supported", l.Protocol), gen)
-			valid = false
-		case conflicts[l.Name] != "":
-			conflicted = Condition(string(gatewayv1.ListenerConditionConflicted), true, string(gatewayv1.ListenerReasonProtocolConflict), conflicts[l.Name], gen)
-			accepted = Condition(string(gatewayv1.ListenerConditionAccepted), false, string(gatewayv1.ListenerReasonProtocolConflict), conflicts[l.Name], gen)
-			valid = false
-		}
-		if len(invalidKinds) > 0 {
-			resolved = Condition(string(gatewayv1.ListenerConditionResolvedRefs), false, string(gatewayv1.ListenerReasonInvalidRouteKinds),
-				fmt.Sprintf("Route kinds not supported on %s listeners: %s", l.Protocol, strings.Join(invalidKinds, ", ")), gen)
-		}
 		programmedCond := Condition(string(gatewayv1.ListenerConditionProgrammed), true, string(gatewayv1.ListenerReasonProgrammed), "Listener is programmed", gen)
 		switch {
 		case !valid:
-			programmedCond = Condition(string(gatewayv1.ListenerConditionProgrammed), false, string(gatewayv1.ListenerReasonInvalid), "Listener is not valid", gen)
-		case !programmed:
+			programmedCond = Condition(string(gatewayv1.ListenerConditionProgrammed), false, string(gatewayv1.ListenerReasonInvalid), "Listener is not accepted (see Accepted)", gen)
+		case resolved.Status == metav1.ConditionFalse:
+			programmedCond = Condition(string(gatewayv1.ListenerConditionProgrammed), false, string(gatewayv1.ListenerReasonInvalid), "Listener has unresolved references (see ResolvedRefs)", gen)
+		case !in.Programmed:
 			programmedCond = Condition(string(gatewayv1.ListenerConditionProgrammed), false, string(gatewayv1.ListenerReasonPending), "Waiting for the Gateway to be programmed", gen)
 		}
 		out = append(out, ListenerResult{
@@ -87,6 +111,83 @@ func Listeners(gw *gatewayv1.Gateway, routes []*gatewayv1.HTTPRoute, nsLabels Na
 		})
 	}
 	return out
+}
+
+// unacceptedListener says why a listener cannot be served at all: a protocol Istio does not
+// serve, a TLS mode it does not offer for that protocol, or a port the pod itself uses.
+func unacceptedListener(l gatewayv1.Listener) (gatewayv1.ListenerConditionReason, string) {
+	if _, known := supportedKinds[l.Protocol]; !known {
+		return gatewayv1.ListenerReasonUnsupportedProtocol, fmt.Sprintf("Protocol %q is not supported; use one of HTTP, HTTPS, TLS, TCP, UDP", l.Protocol)
+	}
+	if what, reserved := ReservedPorts[l.Port]; reserved {
+		return gatewayv1.ListenerReasonPortUnavailable, fmt.Sprintf("Port %d is %s of the gateway pod; choose another port", l.Port, what)
+	}
+	mode := tlsMode(l)
+	switch {
+	case l.Protocol == gatewayv1.HTTPSProtocolType && mode == gatewayv1.TLSModePassthrough:
+		return gatewayv1.ListenerReasonUnsupportedValue, "tls.mode Passthrough is not supported on HTTPS listeners; use protocol TLS for passthrough"
+	case l.Protocol == gatewayv1.TLSProtocolType && mode == gatewayv1.TLSModeTerminate:
+		return gatewayv1.ListenerReasonUnsupportedValue, "tls.mode Terminate is not supported on TLS listeners (TLSRoute is served in Passthrough mode); use protocol HTTPS to terminate TLS"
+	}
+	return "", ""
+}
+
+// tlsMode is the listener's TLS mode with Gateway API's default (Terminate), or "" for a
+// listener without TLS.
+func tlsMode(l gatewayv1.Listener) gatewayv1.TLSModeType {
+	if l.Protocol != gatewayv1.HTTPSProtocolType && l.Protocol != gatewayv1.TLSProtocolType {
+		return ""
+	}
+	if l.TLS != nil && l.TLS.Mode != nil {
+		return *l.TLS.Mode
+	}
+	return gatewayv1.TLSModeTerminate
+}
+
+func describeProtocol(l gatewayv1.Listener) string {
+	if mode := tlsMode(l); mode != "" {
+		return fmt.Sprintf("%s (%s)", l.Protocol, mode)
+	}
+	return string(l.Protocol)
+}
+
+// certificateProblem checks a terminating listener's certificateRefs in order: the kind
+// must be a core Secret, a cross-namespace reference needs a ReferenceGrant (checked
+// before existence, so that a listener never learns what it may not see), and the Secret
+// must exist and hold a certificate and key that parse.
+func certificateProblem(gw *gatewayv1.Gateway, l gatewayv1.Listener, in ListenerInputs) (gatewayv1.ListenerConditionReason, string) {
+	if tlsMode(l) != gatewayv1.TLSModeTerminate {
+		return "", ""
+	}
+	if l.TLS == nil || len(l.TLS.CertificateRefs) == 0 {
+		return gatewayv1.ListenerReasonInvalidCertificateRef, "A listener that terminates TLS needs tls.certificateRefs"
+	}
+	for _, ref := range l.TLS.CertificateRefs {
+		r := resolveCertificateRef(gw.Namespace, ref)
+		if r.group != "" || r.kind != KindSecret {
+			return gatewayv1.ListenerReasonInvalidCertificateRef,
+				fmt.Sprintf("certificateRef %s %s/%s is not supported; reference a core Secret (group \"\", kind Secret)", groupKind(r.group, r.kind), r.key.Namespace, r.key.Name)
+		}
+		if !ReferenceGranted(in.Grants, gatewayv1.GroupName, KindGateway, gw.Namespace, "", KindSecret, r.key.Namespace, r.key.Name) {
+			return gatewayv1.ListenerReasonRefNotPermitted,
+				fmt.Sprintf("Secret %s is in another namespace and no ReferenceGrant in %s allows Gateways from %s to use it", r.key, r.key.Namespace, gw.Namespace)
+		}
+		problem, found := in.Certificates[r.key]
+		if !found {
+			return gatewayv1.ListenerReasonInvalidCertificateRef, fmt.Sprintf("Secret %s does not exist", r.key)
+		}
+		if problem != "" {
+			return gatewayv1.ListenerReasonInvalidCertificateRef, fmt.Sprintf("Secret %s is not a usable TLS certificate: %s", r.key, problem)
+		}
+	}
+	return "", ""
+}
+
+func groupKind(group gatewayv1.Group, kind gatewayv1.Kind) string {
+	if group == "" {
+		return string(kind)
+	}
+	return string(kind) + "." + string(group)
 }
 
 func kindNames(kinds []gatewayv1.RouteGroupKind) []gatewayv1.Kind {
@@ -123,9 +224,17 @@ func listenerKinds(l gatewayv1.Listener) ([]gatewayv1.RouteGroupKind, []string) 
 	return kinds, invalid
 }
 
-// portConflicts finds listeners sharing a port with a listener of an incompatible
-// protocol: HTTP and HTTPS/TLS can share with their own kind, nothing else can.
-func portConflicts(listeners []gatewayv1.Listener) map[gatewayv1.SectionName]string {
+// listenerConflict is why a listener cannot share its port.
+type listenerConflict struct {
+	reason  gatewayv1.ListenerConditionReason
+	message string
+}
+
+// listenerConflicts finds listeners that cannot share a port: with a listener of an
+// incompatible protocol (HTTP and HTTPS/TLS can share with their own kind, nothing else
+// can), or, among HTTPS and TLS listeners, with one of the same hostname, which makes the
+// TLS server name ambiguous.
+func listenerConflicts(listeners []gatewayv1.Listener) map[gatewayv1.SectionName]listenerConflict {
 	family := func(p gatewayv1.ProtocolType) string {
 		switch p {
 		case gatewayv1.HTTPProtocolType:
@@ -136,11 +245,26 @@ func portConflicts(listeners []gatewayv1.Listener) map[gatewayv1.SectionName]str
 			return string(p)
 		}
 	}
-	out := map[gatewayv1.SectionName]string{}
+	hostname := func(l gatewayv1.Listener) string {
+		if l.Hostname == nil {
+			return ""
+		}
+		return string(*l.Hostname)
+	}
+	out := map[gatewayv1.SectionName]listenerConflict{}
 	for i, a := range listeners {
 		for j, b := range listeners {
-			if i != j && a.Port == b.Port && family(a.Protocol) != family(b.Protocol) {
-				out[a.Name] = fmt.Sprintf("Port %d is also used by listener %q with protocol %s", a.Port, b.Name, b.Protocol)
+			if i == j || a.Port != b.Port {
+				continue
+			}
+			if family(a.Protocol) != family(b.Protocol) {
+				out[a.Name] = listenerConflict{gatewayv1.ListenerReasonProtocolConflict,
+					fmt.Sprintf("Port %d is also used by listener %q with protocol %s", a.Port, b.Name, b.Protocol)}
+				break
+			}
+			if family(a.Protocol) == "tls" && a.Protocol != b.Protocol && hostname(a) == hostname(b) {
+				out[a.Name] = listenerConflict{gatewayv1.ListenerReasonHostnameConflict,
+					fmt.Sprintf("Listener %q serves the same hostname %q on port %d with protocol %s", b.Name, hostname(a), a.Port, b.Protocol)}
 				break
 			}
 		}

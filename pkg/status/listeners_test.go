@@ -1,7 +1,10 @@
 package status
 
 import (
+	"slices"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -81,7 +84,7 @@ func TestAttachedRoutes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			results := Listeners(gw, []*gatewayv1.HTTPRoute{tc.route}, ns, true)
+			results := Listeners(gw, ListenerInputs{Routes: []*gatewayv1.HTTPRoute{tc.route}, NamespaceLabels: ns, Programmed: true})
 			for _, r := range results {
 				if got := r.Status.AttachedRoutes; got != tc.want[r.Status.Name] {
 					t.Errorf("listener %s: %d attached routes, want %d", r.Status.Name, got, tc.want[r.Status.Name])
@@ -105,70 +108,171 @@ func conditionOf(t *testing.T, r ListenerResult, conditionType gatewayv1.Listene
 	return metav1.Condition{}
 }
 
+// want is a listener's expected conditions as "Status/Reason" by type, and its supported
+// kinds.
+type want struct {
+	conditions map[gatewayv1.ListenerConditionType]string
+	kinds      []gatewayv1.Kind
+}
+
+func https(name string, refs ...gatewayv1.SecretObjectReference) gatewayv1.Listener {
+	return gatewayv1.Listener{Name: gatewayv1.SectionName(name), Port: 443, Protocol: gatewayv1.HTTPSProtocolType,
+		TLS: &gatewayv1.ListenerTLSConfig{CertificateRefs: refs}}
+}
+
+func secretRef(namespace, name string) gatewayv1.SecretObjectReference {
+	ref := gatewayv1.SecretObjectReference{Name: gatewayv1.ObjectName(name)}
+	if namespace != "" {
+		ref.Namespace = ptr.To(gatewayv1.Namespace(namespace))
+	}
+	return ref
+}
+
+func grant(namespace, fromNamespace string, fromKind gatewayv1.Kind, toKind gatewayv1.Kind, toName string) gatewayv1.ReferenceGrant {
+	g := gatewayv1.ReferenceGrant{ObjectMeta: metav1.ObjectMeta{Name: "g", Namespace: namespace}}
+	g.Spec.From = []gatewayv1.ReferenceGrantFrom{{Group: gatewayv1.GroupName, Kind: fromKind, Namespace: gatewayv1.Namespace(fromNamespace)}}
+	to := gatewayv1.ReferenceGrantTo{Group: "", Kind: toKind}
+	if toName != "" {
+		to.Name = ptr.To(gatewayv1.ObjectName(toName))
+	}
+	g.Spec.To = []gatewayv1.ReferenceGrantTo{to}
+	return g
+}
+
 func TestListenerConditions(t *testing.T) {
+	httpKinds := []gatewayv1.Kind{"HTTPRoute", "GRPCRoute"}
+	valid := CertificateStates{{Namespace: "infra", Name: "cert"}: "", {Namespace: "certs", Name: "shared"}: ""}
 	cases := []struct {
 		name       string
 		listeners  []gatewayv1.Listener
+		grants     []gatewayv1.ReferenceGrant
+		certs      CertificateStates
 		programmed bool
-		check      func(t *testing.T, results []ListenerResult)
+		want       map[gatewayv1.SectionName]want
 	}{
-		{"a valid listener of a programmed Gateway is accepted and programmed", []gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType}}, true,
-			func(t *testing.T, rs []ListenerResult) {
-				if c := conditionOf(t, rs[0], gatewayv1.ListenerConditionProgrammed); c.Status != metav1.ConditionTrue {
-					t.Errorf("Programmed %s", c.Status)
-				}
-				if len(rs[0].Status.SupportedKinds) != 2 {
-					t.Errorf("supported kinds %v, want HTTPRoute and GRPCRoute", rs[0].Status.SupportedKinds)
-				}
-			}},
-		{"listeners wait while the Gateway has no address", []gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType}}, false,
-			func(t *testing.T, rs []ListenerResult) {
-				if c := conditionOf(t, rs[0], gatewayv1.ListenerConditionProgrammed); c.Status != metav1.ConditionFalse || c.Reason != "Pending" {
-					t.Errorf("Programmed %s/%s, want False/Pending", c.Status, c.Reason)
-				}
-			}},
-		{"an unknown protocol is not accepted", []gatewayv1.Listener{{Name: "x", Port: 80, Protocol: "SCTP"}}, true,
-			func(t *testing.T, rs []ListenerResult) {
-				if c := conditionOf(t, rs[0], gatewayv1.ListenerConditionAccepted); c.Reason != "UnsupportedProtocol" || rs[0].Valid {
-					t.Errorf("Accepted %s/%s valid=%v", c.Status, c.Reason, rs[0].Valid)
-				}
-			}},
-		{"HTTP and TCP on one port conflict", []gatewayv1.Listener{
-			{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType},
-			{Name: "tcp", Port: 80, Protocol: gatewayv1.TCPProtocolType},
-		}, true, func(t *testing.T, rs []ListenerResult) {
-			for _, r := range rs {
-				if c := conditionOf(t, r, gatewayv1.ListenerConditionConflicted); c.Status != metav1.ConditionTrue || c.Reason != "ProtocolConflict" {
-					t.Errorf("%s Conflicted %s/%s", r.Status.Name, c.Status, c.Reason)
-				}
-			}
-		}},
-		{"two HTTPS listeners share a port", []gatewayv1.Listener{
-			{Name: "a", Port: 443, Protocol: gatewayv1.HTTPSProtocolType},
-			{Name: "b", Port: 443, Protocol: gatewayv1.HTTPSProtocolType},
-		}, true, func(t *testing.T, rs []ListenerResult) {
-			for _, r := range rs {
-				if c := conditionOf(t, r, gatewayv1.ListenerConditionConflicted); c.Status != metav1.ConditionFalse {
-					t.Errorf("%s Conflicted %s", r.Status.Name, c.Status)
-				}
-			}
-		}},
-		{"a route kind the protocol does not serve is an unresolved reference", []gatewayv1.Listener{{
-			Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType,
-			AllowedRoutes: &gatewayv1.AllowedRoutes{Kinds: []gatewayv1.RouteGroupKind{{Kind: "HTTPRoute"}, {Kind: "TCPRoute"}}},
-		}}, true, func(t *testing.T, rs []ListenerResult) {
-			c := conditionOf(t, rs[0], gatewayv1.ListenerConditionResolvedRefs)
-			if c.Status != metav1.ConditionFalse || c.Reason != "InvalidRouteKinds" {
-				t.Errorf("ResolvedRefs %s/%s", c.Status, c.Reason)
-			}
-			if len(rs[0].Status.SupportedKinds) != 1 || rs[0].Status.SupportedKinds[0].Kind != "HTTPRoute" {
-				t.Errorf("supported kinds %v", rs[0].Status.SupportedKinds)
-			}
-		}},
+		{"a valid listener of a programmed Gateway is accepted and programmed",
+			[]gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType}}, nil, nil, true,
+			map[gatewayv1.SectionName]want{"http": {map[gatewayv1.ListenerConditionType]string{
+				"Accepted": "True/Accepted", "Programmed": "True/Programmed", "ResolvedRefs": "True/ResolvedRefs", "Conflicted": "False/NoConflicts"}, httpKinds}}},
+		{"listeners wait while the Gateway has no address",
+			[]gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType}}, nil, nil, false,
+			map[gatewayv1.SectionName]want{"http": {map[gatewayv1.ListenerConditionType]string{"Accepted": "True/Accepted", "Programmed": "False/Pending"}, httpKinds}}},
+		{"an unknown protocol is not accepted and supports no kinds",
+			[]gatewayv1.Listener{{Name: "x", Port: 1111, Protocol: "INVALID"}}, nil, nil, true,
+			map[gatewayv1.SectionName]want{"x": {map[gatewayv1.ListenerConditionType]string{"Accepted": "False/UnsupportedProtocol", "Programmed": "False/Invalid"}, []gatewayv1.Kind{}}}},
+		{"a port the gateway pod uses is unavailable",
+			[]gatewayv1.Listener{{Name: "status", Port: 15021, Protocol: gatewayv1.HTTPProtocolType}}, nil, nil, true,
+			map[gatewayv1.SectionName]want{"status": {map[gatewayv1.ListenerConditionType]string{"Accepted": "False/PortUnavailable"}, []gatewayv1.Kind{}}}},
+		{"HTTP and TCP on one port conflict",
+			[]gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType}, {Name: "tcp", Port: 80, Protocol: gatewayv1.TCPProtocolType}}, nil, nil, true,
+			map[gatewayv1.SectionName]want{
+				"http": {map[gatewayv1.ListenerConditionType]string{"Conflicted": "True/ProtocolConflict", "Accepted": "False/ProtocolConflict"}, httpKinds},
+				"tcp":  {map[gatewayv1.ListenerConditionType]string{"Conflicted": "True/ProtocolConflict", "Accepted": "False/ProtocolConflict"}, []gatewayv1.Kind{"TCPRoute"}}}},
+		{"two HTTPS listeners share a port",
+			[]gatewayv1.Listener{https("a", secretRef("", "cert")), https("b", secretRef("", "cert"))}, nil, valid, true,
+			map[gatewayv1.SectionName]want{
+				"a": {map[gatewayv1.ListenerConditionType]string{"Conflicted": "False/NoConflicts", "ResolvedRefs": "True/ResolvedRefs", "Programmed": "True/Programmed"}, httpKinds},
+				"b": {map[gatewayv1.ListenerConditionType]string{"Conflicted": "False/NoConflicts"}, httpKinds}}},
+		{"HTTPS and TLS with one hostname on one port conflict",
+			[]gatewayv1.Listener{https("a", secretRef("", "cert")),
+				{Name: "b", Port: 443, Protocol: gatewayv1.TLSProtocolType, TLS: &gatewayv1.ListenerTLSConfig{Mode: ptr.To(gatewayv1.TLSModePassthrough)}}}, nil, valid, true,
+			map[gatewayv1.SectionName]want{
+				"a": {map[gatewayv1.ListenerConditionType]string{"Conflicted": "True/HostnameConflict", "Accepted": "False/HostnameConflict"}, httpKinds},
+				"b": {map[gatewayv1.ListenerConditionType]string{"Conflicted": "True/HostnameConflict"}, []gatewayv1.Kind{"TLSRoute"}}}},
+		{"a route kind the protocol does not serve is an unresolved reference",
+			[]gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType,
+				AllowedRoutes: &gatewayv1.AllowedRoutes{Kinds: []gatewayv1.RouteGroupKind{{Kind: "HTTPRoute"}, {Kind: "TCPRoute"}}}}}, nil, nil, true,
+			map[gatewayv1.SectionName]want{"http": {map[gatewayv1.ListenerConditionType]string{"Accepted": "True/Accepted", "ResolvedRefs": "False/InvalidRouteKinds", "Programmed": "False/Invalid"}, []gatewayv1.Kind{"HTTPRoute"}}}},
+		{"only unknown route kinds leave no supported kinds",
+			[]gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType,
+				AllowedRoutes: &gatewayv1.AllowedRoutes{Kinds: []gatewayv1.RouteGroupKind{{Kind: "InvalidRoute"}}}}}, nil, nil, true,
+			map[gatewayv1.SectionName]want{"http": {map[gatewayv1.ListenerConditionType]string{"ResolvedRefs": "False/InvalidRouteKinds"}, []gatewayv1.Kind{}}}},
+		{"a TLS passthrough listener serves TLSRoute, not TCPRoute",
+			[]gatewayv1.Listener{{Name: "tls", Port: 443, Protocol: gatewayv1.TLSProtocolType, TLS: &gatewayv1.ListenerTLSConfig{Mode: ptr.To(gatewayv1.TLSModePassthrough)},
+				AllowedRoutes: &gatewayv1.AllowedRoutes{Kinds: []gatewayv1.RouteGroupKind{{Kind: "TLSRoute"}, {Kind: "TCPRoute"}}}}}, nil, nil, true,
+			map[gatewayv1.SectionName]want{"tls": {map[gatewayv1.ListenerConditionType]string{"Accepted": "True/Accepted", "ResolvedRefs": "False/InvalidRouteKinds"}, []gatewayv1.Kind{"TLSRoute"}}}},
+		{"a TLS listener that terminates is an unsupported value",
+			[]gatewayv1.Listener{{Name: "tls", Port: 8443, Protocol: gatewayv1.TLSProtocolType, TLS: &gatewayv1.ListenerTLSConfig{CertificateRefs: []gatewayv1.SecretObjectReference{secretRef("", "cert")}},
+				AllowedRoutes: &gatewayv1.AllowedRoutes{Kinds: []gatewayv1.RouteGroupKind{{Kind: "TLSRoute"}}}}}, nil, valid, true,
+			map[gatewayv1.SectionName]want{"tls": {map[gatewayv1.ListenerConditionType]string{"Accepted": "False/UnsupportedValue", "Programmed": "False/Invalid"}, []gatewayv1.Kind{}}}},
+		{"an HTTPS listener in passthrough mode is an unsupported value",
+			[]gatewayv1.Listener{{Name: "https", Port: 443, Protocol: gatewayv1.HTTPSProtocolType, TLS: &gatewayv1.ListenerTLSConfig{Mode: ptr.To(gatewayv1.TLSModePassthrough)}}}, nil, nil, true,
+			map[gatewayv1.SectionName]want{"https": {map[gatewayv1.ListenerConditionType]string{"Accepted": "False/UnsupportedValue"}, []gatewayv1.Kind{}}}},
+		{"a certificate Secret that does not exist is an invalid certificate reference",
+			[]gatewayv1.Listener{https("https", secretRef("", "missing"))}, nil, valid, true,
+			map[gatewayv1.SectionName]want{"https": {map[gatewayv1.ListenerConditionType]string{"Accepted": "True/Accepted", "ResolvedRefs": "False/InvalidCertificateRef", "Programmed": "False/Invalid"}, httpKinds}}},
+		{"a malformed certificate is an invalid certificate reference",
+			[]gatewayv1.Listener{https("https", secretRef("", "bad"))}, nil, CertificateStates{{Namespace: "infra", Name: "bad"}: "tls: failed to find any PEM data"}, true,
+			map[gatewayv1.SectionName]want{"https": {map[gatewayv1.ListenerConditionType]string{"ResolvedRefs": "False/InvalidCertificateRef"}, httpKinds}}},
+		{"a certificateRef of another kind or group is an invalid certificate reference",
+			[]gatewayv1.Listener{
+				https("kind", gatewayv1.SecretObjectReference{Name: "cert", Kind: ptr.To(gatewayv1.Kind("WrongKind"))}),
+				https("group", gatewayv1.SecretObjectReference{Name: "cert", Group: ptr.To(gatewayv1.Group("wrong.group.io"))})}, nil, valid, true,
+			map[gatewayv1.SectionName]want{
+				"kind":  {map[gatewayv1.ListenerConditionType]string{"ResolvedRefs": "False/InvalidCertificateRef"}, httpKinds},
+				"group": {map[gatewayv1.ListenerConditionType]string{"ResolvedRefs": "False/InvalidCertificateRef"}, httpKinds}}},
+		{"a Secret in another namespace without a ReferenceGrant is not permitted, whether it exists or not",
+			[]gatewayv1.Listener{https("exists", secretRef("certs", "shared")), https("missing", secretRef("certs", "nope"))},
+			[]gatewayv1.ReferenceGrant{
+				grant("certs", "infra", "HTTPRoute", "Secret", "shared"),
+				grant("certs", "elsewhere", "Gateway", "Secret", "shared"),
+				grant("certs", "infra", "Gateway", "Service", "shared"),
+				grant("certs", "infra", "Gateway", "Secret", "other"),
+				grant("infra", "infra", "Gateway", "Secret", "shared")}, valid, true,
+			map[gatewayv1.SectionName]want{
+				"exists":  {map[gatewayv1.ListenerConditionType]string{"ResolvedRefs": "False/RefNotPermitted", "Programmed": "False/Invalid"}, httpKinds},
+				"missing": {map[gatewayv1.ListenerConditionType]string{"ResolvedRefs": "False/RefNotPermitted"}, httpKinds}}},
+		{"a ReferenceGrant for the Secret, or for all Secrets of its namespace, permits it",
+			[]gatewayv1.Listener{https("https", secretRef("certs", "shared"))},
+			[]gatewayv1.ReferenceGrant{grant("certs", "infra", "Gateway", "Secret", "")}, valid, true,
+			map[gatewayv1.SectionName]want{"https": {map[gatewayv1.ListenerConditionType]string{"ResolvedRefs": "True/ResolvedRefs", "Programmed": "True/Programmed"}, httpKinds}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.check(t, Listeners(gatewayWith(tc.listeners...), nil, namespaces(nil), tc.programmed))
+			results := Listeners(gatewayWith(tc.listeners...), ListenerInputs{NamespaceLabels: namespaces(nil), Grants: tc.grants, Certificates: tc.certs, Programmed: tc.programmed})
+			if len(results) != len(tc.listeners) {
+				t.Fatalf("%d listener results, want %d", len(results), len(tc.listeners))
+			}
+			for _, r := range results {
+				w, ok := tc.want[r.Status.Name]
+				if !ok {
+					t.Fatalf("unexpected listener %s", r.Status.Name)
+				}
+				if len(r.Status.Conditions) != 4 {
+					t.Errorf("%s: %d conditions, want Accepted, Programmed, ResolvedRefs and Conflicted", r.Status.Name, len(r.Status.Conditions))
+				}
+				for typ, expected := range w.conditions {
+					c := conditionOf(t, r, typ)
+					if got := string(c.Status) + "/" + c.Reason; got != expected {
+						t.Errorf("%s: %s is %s (%s), want %s", r.Status.Name, typ, got, c.Message, expected)
+					}
+				}
+				if got := kindNames(r.Status.SupportedKinds); !slices.Equal(got, w.kinds) {
+					t.Errorf("%s: supported kinds %v, want %v", r.Status.Name, got, w.kinds)
+				}
+				if r.Valid != (conditionOf(t, r, gatewayv1.ListenerConditionAccepted).Status == metav1.ConditionTrue) {
+					t.Errorf("%s: Valid=%v disagrees with Accepted", r.Status.Name, r.Valid)
+				}
+			}
 		})
+	}
+}
+
+func TestPermittedCertificateSecretsReadsOnlyWhatTheGatewayMayUse(t *testing.T) {
+	gw := gatewayWith(
+		https("local", secretRef("", "cert")),
+		https("granted", secretRef("certs", "shared")),
+		https("refused", secretRef("private", "key")),
+		https("kind", gatewayv1.SecretObjectReference{Name: "cm", Kind: ptr.To(gatewayv1.Kind("ConfigMap"))}),
+		https("again", secretRef("infra", "cert")),
+	)
+	grants := []gatewayv1.ReferenceGrant{grant("certs", "infra", "Gateway", "Secret", "shared")}
+	got := PermittedCertificateSecrets(gw, grants)
+	want := []types.NamespacedName{{Namespace: "infra", Name: "cert"}, {Namespace: "certs", Name: "shared"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("PermittedCertificateSecrets = %v, want %v", got, want)
+	}
+	if ns := GrantNamespaces(gw); !slices.Equal(ns, []string{"certs", "private"}) {
+		t.Errorf("GrantNamespaces = %v, want [certs private]", ns)
 	}
 }
