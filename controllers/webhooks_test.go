@@ -131,10 +131,16 @@ var _ = Describe("The validating webhook", Ordered, func() {
 		expectDenied(c.Create(ctx, gw), "ConfigMap webhook/bad-options is not a valid parameters ConfigMap of Gateway gw-bad", "data.service: spec.selector is not allowed")
 	})
 
-	It("rejects a parametersRef of another kind with a clear message", func() {
+	It("admits a parametersRef of another kind with a warning, and the Gateway reports it as InvalidParameters", func() {
 		gw := httpGateway(ns, "gw-kind")
 		gw.Spec.Infrastructure = &gatewayv1.GatewayInfrastructure{ParametersRef: &gatewayv1.LocalParametersReference{Group: "example.com", Kind: "GatewayConfig", Name: "x"}}
-		expectDenied(c.Create(ctx, gw), "spec.infrastructure.parametersRef example.com/GatewayConfig x is not supported; reference a ConfigMap")
+		Expect(c.Create(ctx, gw)).To(Succeed())
+		Expect(warnings.take()).To(ContainElement(ContainSubstring("spec.infrastructure.parametersRef example.com/GatewayConfig x is not supported: the Gateway reports Accepted=False (InvalidParameters)")))
+		Eventually(func(g Gomega) {
+			accepted := condition(gateway(g, ns, "gw-kind"), "Accepted")
+			g.Expect(accepted.Reason).To(Equal("InvalidParameters"))
+			g.Expect(accepted.Message).To(ContainSubstring("parametersRef example.com/GatewayConfig x is not supported"))
+		}).Should(Succeed())
 	})
 
 	It("admits a Gateway whose ConfigMap does not exist yet, with a warning", func() {
