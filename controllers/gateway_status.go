@@ -220,7 +220,7 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 		return err
 	}
 	desired := gatewayStatus(gw, out, status.ListenerInputs{
-		Routes: routes, NamespaceLabels: r.namespaceLabels(ctx), Grants: grants, Certificates: certificates,
+		Routes: routes, NamespaceLabels: namespaceLabels(ctx, r.Client), Grants: grants, Certificates: certificates,
 	}, r.Options.Revision)
 
 	now := metav1.Now()
@@ -311,11 +311,13 @@ func (r *GatewayReconciler) routesOf(ctx context.Context, gw *gatewayv1.Gateway)
 	return out, nil
 }
 
-func (r *GatewayReconciler) namespaceLabels(ctx context.Context) status.NamespaceLabels {
+// namespaceLabels reads namespaces' labels from the metadata cache, for allowedRoutes
+// selectors.
+func namespaceLabels(ctx context.Context, reader client.Reader) status.NamespaceLabels {
 	return func(namespace string) (labels.Set, bool) {
 		ns := &metav1.PartialObjectMetadata{}
 		ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-		if err := r.Client.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
+		if err := reader.Get(ctx, types.NamespacedName{Name: namespace}, ns); err != nil {
 			return nil, false
 		}
 		return ns.Labels, true

@@ -197,3 +197,76 @@ var _ = Describe("Static addresses", func() {
 		}).Should(Succeed())
 	})
 })
+
+var _ = Describe("HTTPRoute status, where no istiod writes it", func() {
+	const ns = "routes"
+	BeforeEach(func() { createNamespace(ns) })
+
+	parentConditions := func(g Gomega, name string) map[string]string {
+		route := &gatewayv1.HTTPRoute{}
+		g.Expect(k8sClient.Get(ctx, key(ns, name), route)).To(Succeed())
+		g.Expect(route.Status.Parents).To(HaveLen(1))
+		p := route.Status.Parents[0]
+		g.Expect(string(p.ControllerName)).To(Equal("istio.io/gateway-controller"))
+		out := map[string]string{}
+		for _, c := range p.Conditions {
+			g.Expect(c.ObservedGeneration).To(Equal(route.Generation))
+			out[c.Type] = string(c.Status) + "/" + c.Reason
+		}
+		return out
+	}
+
+	It("reports each parent's Accepted and ResolvedRefs, and follows the backend and the listener", func() {
+		gw := httpGateway(ns, "gw")
+		gw.Spec.Listeners[0].Hostname = ptr.To(gatewayv1.Hostname("foo.example.com"))
+		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, gw)).To(Succeed()) })
+		route := &gatewayv1.HTTPRoute{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+			Spec: gatewayv1.HTTPRouteSpec{
+				CommonRouteSpec: gatewayv1.CommonRouteSpec{ParentRefs: []gatewayv1.ParentReference{{Name: "gw"}}},
+				Hostnames:       []gatewayv1.Hostname{"bar.example.com"},
+				Rules: []gatewayv1.HTTPRouteRule{{BackendRefs: []gatewayv1.HTTPBackendRef{{BackendRef: gatewayv1.BackendRef{
+					BackendObjectReference: gatewayv1.BackendObjectReference{Name: "web", Port: ptr.To(gatewayv1.PortNumber(8080))}}}}}},
+			},
+		}
+		Expect(k8sClient.Create(ctx, route)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, route)).To(Succeed()) })
+		Eventually(func(g Gomega) {
+			g.Expect(parentConditions(g, "web")).To(Equal(map[string]string{"Accepted": "False/NoMatchingListenerHostname", "ResolvedRefs": "False/BackendNotFound"}))
+		}).Should(Succeed())
+
+		By("accepting it once a hostname matches")
+		Eventually(func(g Gomega) {
+			fresh := &gatewayv1.HTTPRoute{}
+			g.Expect(k8sClient.Get(ctx, key(ns, "web"), fresh)).To(Succeed())
+			fresh.Spec.Hostnames = []gatewayv1.Hostname{"foo.example.com"}
+			g.Expect(k8sClient.Update(ctx, fresh)).To(Succeed())
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(parentConditions(g, "web")).To(HaveKeyWithValue("Accepted", "True/Accepted"))
+			g.Expect(gateway(g, ns, "gw").Status.Listeners).To(ContainElement(HaveField("AttachedRoutes", BeEquivalentTo(1))))
+		}).Should(Succeed())
+
+		By("resolving the backend once its Service exists (after a route change brings it back)")
+		svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+			Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 8080}}, Selector: map[string]string{"app": "web"}}}
+		Expect(k8sClient.Create(ctx, svc)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, svc)).To(Succeed()) })
+		Eventually(func(g Gomega) {
+			fresh := &gatewayv1.HTTPRoute{}
+			g.Expect(k8sClient.Get(ctx, key(ns, "web"), fresh)).To(Succeed())
+			fresh.Spec.Rules[0].BackendRefs[0].Weight = ptr.To(int32(2))
+			g.Expect(k8sClient.Update(ctx, fresh)).To(Succeed())
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(parentConditions(g, "web")).To(Equal(map[string]string{"Accepted": "True/Accepted", "ResolvedRefs": "True/ResolvedRefs"}))
+		}).Should(Succeed())
+
+		By("following the listener when the Gateway changes")
+		updateGateway(ns, "gw", func(gw *gatewayv1.Gateway) { gw.Spec.Listeners[0].Hostname = ptr.To(gatewayv1.Hostname("other.example.com")) })
+		Eventually(func(g Gomega) {
+			g.Expect(parentConditions(g, "web")).To(HaveKeyWithValue("Accepted", "False/NoMatchingListenerHostname"))
+		}).Should(Succeed())
+	})
+})

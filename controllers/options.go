@@ -43,6 +43,9 @@ type Options struct {
 	// RevisionLeaseDuration, RevisionRenewInterval and RevisionSettle tune revision
 	// discovery; zero means the Default* values.
 	RevisionLeaseDuration, RevisionRenewInterval, RevisionSettle time.Duration
+	// RouteStatus makes the operator write HTTPRoutes' parent status for its Gateways:
+	// only where no istiod runs, which writes the same entries under the same controllerName.
+	RouteStatus bool
 	// FailureReportDelay is how long a transient API error (a conflict, throttling, a
 	// server error or timeout) may keep a Gateway's writes failing before Programmed=False
 	// reports it; zero means DefaultFailureReportDelay. Shorter blips are only retried.

@@ -78,6 +78,12 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := gateways.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Gateway controller: %w", err)
 	}
+	if opts.RouteStatus {
+		routes := &HTTPRouteStatusReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts, Revisions: revisions}
+		if err := routes.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("setting up the HTTPRoute status controller: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -88,6 +88,8 @@ func startManager() {
 		GatewayClassName: v1alpha1.DefaultGatewayClassName,
 		SystemNamespace:  systemNamespace,
 		ProxyImage:       proxyImage,
+		// No istiod runs here: the operator writes route status, as in make demo.
+		RouteStatus: true,
 	}
 	host, port, certDir := cluster.WebhookServing()
 	mgr, err := ctrl.NewManager(operatorRequests.Wrap(restConfig), ctrl.Options{

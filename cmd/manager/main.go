@@ -51,7 +51,8 @@ func run(args []string) error {
 	fs.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the validating webhooks (needs a serving certificate in --webhook-cert-dir).")
 	fs.IntVar(&webhookPort, "webhook-port", 9443, "Port the validating webhooks are served on.")
 	fs.StringVar(&webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhooks; defaults to controller-runtime's.")
-	fs.StringVar(&opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass whose Gateways this operator provisions.")
+	fs.StringVar(&opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass the operator creates when missing; every GatewayClass with controllerName "+v1alpha1.ControllerName+" is served.")
+	fs.BoolVar(&opts.RouteStatus, "route-status", false, "Write HTTPRoutes' parent status for the operator's Gateways; only where no istiod runs, which writes the same entries.")
 	fs.StringVar(&opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: class defaults, istiod and the leader Lease live here.")
 	fs.StringVar(&opts.Revision, "revision", "", "Control-plane revision this instance serves (for example asm-1-26); empty serves the default revision.")
 	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "Gateways reconciled in parallel.")
@@ -121,7 +122,7 @@ func run(args []string) error {
 			return fmt.Errorf("adding webhook readiness check: %w", err)
 		}
 	}
-	log.Info("Starting manager", "gatewayClass", opts.GatewayClassName, "systemNamespace", opts.SystemNamespace,
+	log.Info("Starting manager", "defaultGatewayClass", opts.GatewayClassName, "routeStatus", opts.RouteStatus, "systemNamespace", opts.SystemNamespace,
 		"revision", opts.Revision, "proxyImage", opts.ProxyImage, "leaderElection", leaderElect, "webhooks", enableWebhooks)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("running manager: %w", err)

@@ -33,7 +33,9 @@ var _ = Describe("The operator, as shipped", Ordered, func() {
 		}
 		Expect(can("patch", "deployments", "-n", "default")).To(Equal("yes"))
 		Expect(can("patch", "gateways", "--subresource=status", "-n", "default")).To(Equal("yes"))
-		Expect(can("get", "secrets", "-n", "default")).To(Equal("no"))
+		Expect(can("get", "secrets", "-n", "default")).To(Equal("yes"), "listeners' certificateRefs are read")
+		Expect(can("patch", "secrets", "-n", "default")).To(Equal("no"))
+		Expect(can("delete", "secrets", "-n", "default")).To(Equal("no"))
 		Expect(can("create", "pods", "-n", "default")).To(Equal("no"))
 		Expect(can("create", "configmaps", "-n", "default")).To(Equal("no"), "ConfigMap create is for the system namespace only")
 		Expect(can("create", "configmaps", "-n", v1alpha1.DefaultSystemNamespace)).To(Equal("yes"))
