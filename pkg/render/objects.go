@@ -17,6 +17,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
 
 // deployment mirrors Istio's own gateway template (kube-gateway.yaml) in substance: one
@@ -192,8 +193,8 @@ func proxyVolumes() []corev1.Volume {
 	}
 }
 
-// service exposes the status port and one port per distinct listener port; the first
-// listener on a port names it, as Istio does.
+// service exposes the status port and one port per distinct port of the listeners that
+// can be served; the first listener on a port names it, as Istio does.
 func service(in Inputs, meta metav1.ObjectMeta) *corev1.Service {
 	gw := in.Gateway
 	ports := []corev1.ServicePort{{
@@ -207,7 +208,7 @@ func service(in Inputs, meta metav1.ObjectMeta) *corev1.Service {
 	seenNames := map[string]bool{"status-port": true}
 	for i, l := range gw.Spec.Listeners {
 		port := int32(l.Port)
-		if seenPorts[port] {
+		if reason, _ := status.Unservable(l); reason != "" || seenPorts[port] {
 			continue
 		}
 		seenPorts[port] = true

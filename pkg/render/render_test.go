@@ -107,6 +107,14 @@ func TestRenderGolden(t *testing.T) {
 		{Name: "dns", Port: 53, Protocol: gatewayv1.UDPProtocolType},
 	}
 	manyListeners.Spec.Addresses = []gatewayv1.GatewaySpecAddress{{Value: "10.1.2.3"}}
+	// Listeners that cannot be served get no Service port (their status says why).
+	unservable := walkthroughGateway()
+	unservable.Spec.Listeners = []gatewayv1.Listener{
+		{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType},
+		{Name: "invalid", Port: 1111, Protocol: "INVALID"},
+		{Name: "on-the-status-port", Port: 15021, Protocol: gatewayv1.HTTPProtocolType},
+		{Name: "tls-terminate", Port: 8443, Protocol: gatewayv1.TLSProtocolType},
+	}
 
 	cases := []struct {
 		name string
@@ -156,6 +164,7 @@ service: |
 `))
 		}},
 		{"many-listeners", func(t *testing.T) Inputs { return inputs(manyListeners) }},
+		{"unservable-listeners", func(t *testing.T) Inputs { return inputs(unservable) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -68,7 +68,7 @@ func Listeners(gw *gatewayv1.Gateway, in ListenerInputs) []ListenerResult {
 		resolved := Condition(string(gatewayv1.ListenerConditionResolvedRefs), true, string(gatewayv1.ListenerReasonResolvedRefs), "All references are resolved", gen)
 		conflicted := Condition(string(gatewayv1.ListenerConditionConflicted), false, string(gatewayv1.ListenerReasonNoConflicts), "No conflicts", gen)
 		kinds, invalidKinds := listenerKinds(l)
-		if reason, msg := unacceptedListener(l); reason != "" {
+		if reason, msg := Unservable(l); reason != "" {
 			accepted = Condition(string(gatewayv1.ListenerConditionAccepted), false, string(reason), msg, gen)
 			kinds, invalidKinds = []gatewayv1.RouteGroupKind{}, nil
 		} else if c, found := conflicts[l.Name]; found {
@@ -113,9 +113,10 @@ func Listeners(gw *gatewayv1.Gateway, in ListenerInputs) []ListenerResult {
 	return out
 }
 
-// unacceptedListener says why a listener cannot be served at all: a protocol Istio does not
-// serve, a TLS mode it does not offer for that protocol, or a port the pod itself uses.
-func unacceptedListener(l gatewayv1.Listener) (gatewayv1.ListenerConditionReason, string) {
+// Unservable says why a listener cannot be served at all, or "": a protocol Istio does
+// not serve, a TLS mode it does not offer for that protocol, or a port the pod itself
+// uses. Such a listener is Accepted=False and gets no Service port.
+func Unservable(l gatewayv1.Listener) (gatewayv1.ListenerConditionReason, string) {
 	if _, known := supportedKinds[l.Protocol]; !known {
 		return gatewayv1.ListenerReasonUnsupportedProtocol, fmt.Sprintf("Protocol %q is not supported; use one of HTTP, HTTPS, TLS, TCP, UDP", l.Protocol)
 	}

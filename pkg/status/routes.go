@@ -38,7 +38,7 @@ func RouteParentConditions(route *gatewayv1.HTTPRoute, ref gatewayv1.ParentRefer
 		}
 		selected++
 		kinds, _ := listenerKinds(l)
-		if reason, _ := unacceptedListener(l); reason != "" || !containsKind(kinds, KindHTTPRoute) ||
+		if reason, _ := Unservable(l); reason != "" || !containsKind(kinds, KindHTTPRoute) ||
 			!namespaceAllowed(gw, l, route.Namespace, in.NamespaceLabels) {
 			continue
 		}
