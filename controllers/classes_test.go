@@ -47,6 +47,10 @@ var _ = Describe("Several GatewayClasses", func() {
 			c := classCondition(g, "istio-internal", "Accepted")
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(*c).To(haveCondition(metav1.ConditionTrue, "Accepted", 1))
+			version := classCondition(g, "istio-internal", "SupportedVersion")
+			g.Expect(version).NotTo(BeNil())
+			g.Expect(*version).To(haveCondition(metav1.ConditionTrue, "SupportedVersion", 1))
+			g.Expect(version.Message).To(Equal("Gateway API CRDs are of the supported release v1.6.x"))
 			cm := &corev1.ConfigMap{}
 			g.Expect(k8sClient.Get(ctx, key(systemNamespace, "istio-internal-gateway-class-defaults"), cm)).To(Succeed())
 			g.Expect(cm.Labels).To(HaveKeyWithValue(v1alpha1.DefaultsForClassLabel, "istio-internal"))

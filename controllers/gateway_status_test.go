@@ -153,12 +153,19 @@ func TestClassConditions(t *testing.T) {
 		defaults classDefaults
 		want     []string
 	}{
-		{"no defaults", classDefaults{}, []string{"True/Accepted", "True/Resolved"}},
-		{"an unusable parametersRef", classDefaults{Problem: "bad ref"}, []string{"False/InvalidParameters", "False/InvalidParameters"}},
+		{"no defaults", classDefaults{}, []string{"True/Accepted", "True/Resolved", "True/SupportedVersion"}},
+		{"an unusable parametersRef", classDefaults{Problem: "bad ref"}, []string{"False/InvalidParameters", "False/InvalidParameters", "True/SupportedVersion"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			conds := classConditions(gc, tc.defaults)
+			versions := map[string]string{}
+			for _, name := range status.RequiredCRDs {
+				versions[name] = "v1.6.3"
+			}
+			conds := classConditions(gc, tc.defaults, versions)
+			if len(conds) != len(tc.want) {
+				t.Fatalf("%d conditions, want %d", len(conds), len(tc.want))
+			}
 			for i, c := range conds {
 				if got := string(c.Status) + "/" + c.Reason; got != tc.want[i] || c.ObservedGeneration != 2 {
 					t.Errorf("%s = %s (generation %d), want %s", c.Type, got, c.ObservedGeneration, tc.want[i])

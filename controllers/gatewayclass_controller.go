@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -10,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -22,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
+	"sigs.k8s.io/gateway-api/pkg/consts"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/pkg/status"
@@ -48,6 +51,7 @@ type GatewayClassReconciler struct {
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",namespace=aks-istio-system,resources=configmaps,verbs=create
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get;list;watch
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=aks-istio-system,resources=leases,verbs=get;list;watch;create;patch
 
 // Reconcile ensures the default class exists, records a served class's defaults resolution
@@ -89,7 +93,11 @@ func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{}, r.writeStatus(ctx, gc, defaults)
+	versions, err := bundleVersions(ctx, r.Client)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, r.writeStatus(ctx, gc, classConditions(gc, defaults, versions))
 }
 
 func (r *GatewayClassReconciler) ensureDefaultsConfigMap(ctx context.Context, gc *gatewayv1.GatewayClass) error {
@@ -116,8 +124,31 @@ func (r *GatewayClassReconciler) ensureDefaultsConfigMap(ctx context.Context, gc
 	}
 }
 
-// classConditions is the class's status as pure data, for tests and for writeStatus.
-func classConditions(gc *gatewayv1.GatewayClass, defaults classDefaults) []metav1.Condition {
+// crdGVK is CustomResourceDefinition's kind, read as metadata only (its annotations carry
+// the Gateway API bundle version).
+var crdGVK = schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"}
+
+// bundleVersions reads the bundle-version annotation of each Gateway API CRD the operator
+// needs, from the metadata cache.
+func bundleVersions(ctx context.Context, reader client.Reader) (map[string]string, error) {
+	out := map[string]string{}
+	for _, name := range status.RequiredCRDs {
+		crd := &metav1.PartialObjectMetadata{}
+		crd.SetGroupVersionKind(crdGVK)
+		if err := reader.Get(ctx, types.NamespacedName{Name: name}, crd); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return nil, fmt.Errorf("reading CustomResourceDefinition %s: %w", name, err)
+		}
+		out[name] = crd.Annotations[consts.BundleVersionAnnotation]
+	}
+	return out, nil
+}
+
+// classConditions is the class's status as pure data, for tests and for writeStatus:
+// Accepted, the operator's ClassDefaultsResolved, and SupportedVersion.
+func classConditions(gc *gatewayv1.GatewayClass, defaults classDefaults, bundleVersions map[string]string) []metav1.Condition {
 	accepted := status.Condition(string(gatewayv1.GatewayClassConditionStatusAccepted), true,
 		string(gatewayv1.GatewayClassReasonAccepted), "Handled by istio-gateway-operator", gc.Generation)
 	if defaults.Problem != "" {
@@ -139,11 +170,11 @@ func classConditions(gc *gatewayv1.GatewayClass, defaults classDefaults) []metav
 	case defaults.Ref != nil:
 		resolved = status.Condition(status.ConditionClassDefaultsResolved, true, status.ReasonResolved, "Using ConfigMap "+defaults.Ref.String(), gc.Generation)
 	}
-	return []metav1.Condition{accepted, resolved}
+	return []metav1.Condition{accepted, resolved, status.SupportedVersionCondition(bundleVersions, gc.Generation)}
 }
 
-func (r *GatewayClassReconciler) writeStatus(ctx context.Context, gc *gatewayv1.GatewayClass, defaults classDefaults) error {
-	desired := status.MergeConditions(gc.Status.Conditions, classConditions(gc, defaults), metav1.Now())
+func (r *GatewayClassReconciler) writeStatus(ctx context.Context, gc *gatewayv1.GatewayClass, conditions []metav1.Condition) error {
+	desired := status.MergeConditions(gc.Status.Conditions, conditions, metav1.Now())
 	if status.ConditionsUpToDate(gc.Status.Conditions, desired) {
 		return nil
 	}
@@ -155,7 +186,7 @@ func (r *GatewayClassReconciler) writeStatus(ctx context.Context, gc *gatewayv1.
 		return fmt.Errorf("writing status of GatewayClass %s: %w", gc.Name, err)
 	}
 	prev := meta.FindStatusCondition(gc.Status.Conditions, status.ConditionClassDefaultsResolved)
-	if now := desired[1]; now.Status == metav1.ConditionFalse && (prev == nil || prev.Message != now.Message) {
+	if now := meta.FindStatusCondition(desired, status.ConditionClassDefaultsResolved); now.Status == metav1.ConditionFalse && (prev == nil || prev.Message != now.Message) {
 		r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, now.Reason, "ResolveClassDefaults", "%s", now.Message)
 	}
 	return nil
@@ -172,9 +203,18 @@ func (r *GatewayClassReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("gatewayclass").
 		For(&gatewayv1.GatewayClass{}, builder.WithPredicates(servedOrDefault)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.classesForConfigMap)).
+		// Installing or upgrading the Gateway API CRDs changes SupportedVersion.
+		WatchesMetadata(crdMetadata(), handler.EnqueueRequestsFromMapFunc(r.servedClassRequests),
+			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return slices.Contains(status.RequiredCRDs, o.GetName()) }))).
 		WatchesRawSource(startupSource(r.Options.GatewayClassName)).
 		WatchesRawSource(source.Channel(r.Revisions.Subscribe(), handler.EnqueueRequestsFromMapFunc(r.servedClassRequests))).
 		Complete(r)
+}
+
+func crdMetadata() *metav1.PartialObjectMetadata {
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(crdGVK)
+	return crd
 }
 
 // classesForConfigMap maps a ConfigMap to the served classes it is class-level

@@ -264,7 +264,9 @@ var _ = Describe("HTTPRoute status, where no istiod writes it", func() {
 		}).Should(Succeed())
 
 		By("following the listener when the Gateway changes")
-		updateGateway(ns, "gw", func(gw *gatewayv1.Gateway) { gw.Spec.Listeners[0].Hostname = ptr.To(gatewayv1.Hostname("other.example.com")) })
+		updateGateway(ns, "gw", func(gw *gatewayv1.Gateway) {
+			gw.Spec.Listeners[0].Hostname = ptr.To(gatewayv1.Hostname("other.example.com"))
+		})
 		Eventually(func(g Gomega) {
 			g.Expect(parentConditions(g, "web")).To(HaveKeyWithValue("Accepted", "False/NoMatchingListenerHostname"))
 		}).Should(Succeed())

@@ -85,9 +85,11 @@ func CacheOptions(opts Options) cache.Options {
 			// Watched as metadata only (WatchesMetadata): no Secret's content is cached.
 			&corev1.Secret{}:            {Transform: trimToIdentity},
 			&gatewayv1.ReferenceGrant{}: {Transform: strip},
-			&gatewayv1.Gateway{}:        {Transform: strip},
-			&gatewayv1.GatewayClass{}:   {Transform: strip},
-			&gatewayv1.HTTPRoute{}:      {Transform: strip},
+			// CRDs as metadata only, for their bundle-version annotation.
+			crdMetadata():             {Transform: strip},
+			&gatewayv1.Gateway{}:      {Transform: strip},
+			&gatewayv1.GatewayClass{}: {Transform: strip},
+			&gatewayv1.HTTPRoute{}:    {Transform: strip},
 			// Only the revision Leases, only in the system namespace.
 			&coordinationv1.Lease{}: {
 				Namespaces: map[string]cache.Config{opts.SystemNamespace: {}},
