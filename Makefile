@@ -50,8 +50,8 @@ fmt: ## Format the code.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet (the e2e suite included).
-	$(GO) vet -tags e2e ./...
+vet: ## Run go vet (the e2e and conformance suites included).
+	$(GO) vet -tags e2e,conformance ./...
 
 .PHONY: lint
 lint: vet ## Check formatting, vet, and that generated manifests are up to date.
@@ -67,7 +67,7 @@ e2e-tools: ## Build kwok and MetalLB's controller from source into bin/e2e (no-o
 	@hack/e2e-tools.sh $(BIN)/e2e
 
 .PHONY: test
-test: test-integration test-e2e ## Run every test: unit, envtest suites, then the end-to-end suite.
+test: test-integration test-e2e test-conformance ## Run every test: unit, envtest suites, the end-to-end suite, then the conformance tests.
 
 .PHONY: test-integration
 test-integration: k8s-assets ## Run the unit tests and the envtest suites.
@@ -76,6 +76,17 @@ test-integration: k8s-assets ## Run the unit tests and the envtest suites.
 .PHONY: test-e2e
 test-e2e: build k8s-assets e2e-tools ## Run the end-to-end suite: bin/manager on a control plane with kwok nodes and MetalLB, driven by kubectl.
 	$(GO) test -tags e2e ./test/e2e/ -count=1 -timeout 15m -v -ginkgo.v
+
+CONFORMANCE_ARGS ?=
+
+.PHONY: conformance
+conformance: build k8s-assets e2e-tools ## Run the Gateway API conformance tests that need no data plane on the end-to-end environment; writes conformance/report.yaml.
+	@mkdir -p $(BIN)/conformance
+	bash -o pipefail -c '$(GO) test -tags conformance ./test/conformance/ -count=1 -timeout 30m -v -args $(CONFORMANCE_ARGS) 2>&1 | tee $(BIN)/conformance/test.log'
+
+.PHONY: test-conformance
+test-conformance: ## The conformance tests as make test runs them: the report goes to bin/conformance, the checked-in one stays.
+	@$(MAKE) -s conformance CONFORMANCE_ARGS="-report-output=$(BIN)/conformance/report.yaml $(CONFORMANCE_ARGS)"
 
 .PHONY: demo
 demo: build k8s-assets e2e-tools ## Play the walkthrough on the end-to-end environment, then keep it running (DEMO_EXIT=1 exits).
@@ -139,4 +150,4 @@ undeploy: ## Remove what deploy created.
 
 .PHONY: clean
 clean: ## Remove build output, keeping the control-plane binaries.
-	rm -rf $(BIN)/manager $(BIN)/run-local $(BIN)/demo $(BIN)/local $(BIN)/e2e/suite $(BIN)/e2e/demo cover.out
+	rm -rf $(BIN)/manager $(BIN)/run-local $(BIN)/demo $(BIN)/local $(BIN)/e2e/suite $(BIN)/e2e/demo $(BIN)/conformance cover.out
