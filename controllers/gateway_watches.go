@@ -64,12 +64,9 @@ func (r *GatewayReconciler) gatewaysForReferenceGrant(ctx context.Context, o cli
 		return nil
 	}
 	var out []reconcile.Request
-	for _, from := range grant.Spec.From {
-		if from.Group != gatewayv1.GroupName || from.Kind != status.KindGateway {
-			continue
-		}
+	for _, ns := range status.GrantSources(grant, status.KindGateway) {
 		list := &gatewayv1.GatewayList{}
-		if err := r.Client.List(ctx, list, client.InNamespace(string(from.Namespace))); err != nil {
+		if err := r.Client.List(ctx, list, client.InNamespace(ns)); err != nil {
 			log.FromContext(ctx).Error(err, "Listing Gateways for a ReferenceGrant change", "referenceGrant", klogRef(grant.Namespace, grant.Name))
 			return nil
 		}

@@ -223,10 +223,8 @@ func (r *HTTPRouteStatusReconciler) routesForReferenceGrant(ctx context.Context,
 		return nil
 	}
 	var out []reconcile.Request
-	for _, from := range grant.Spec.From {
-		if from.Group == gatewayv1.GroupName && from.Kind == status.KindHTTPRoute {
-			out = append(out, r.listRoutes(ctx, client.InNamespace(string(from.Namespace)))...)
-		}
+	for _, ns := range status.GrantSources(grant, status.KindHTTPRoute) {
+		out = append(out, r.listRoutes(ctx, client.InNamespace(ns))...)
 	}
 	return out
 }

@@ -133,6 +133,52 @@ var _ = Describe("Listener validation", func() {
 		}).Should(Succeed())
 	})
 
+	It("gives every listener the reason the specification names for what is wrong with it, and serves the rest", func() {
+		gw := httpGateway(ns, "reasons")
+		passthrough := &gatewayv1.ListenerTLSConfig{Mode: ptr.To(gatewayv1.TLSModePassthrough)}
+		gw.Spec.Listeners = []gatewayv1.Listener{
+			{Name: "http", Port: 8080, Protocol: gatewayv1.HTTPProtocolType},
+			{Name: "http-on-80", Port: 80, Protocol: gatewayv1.HTTPProtocolType},
+			{Name: "tcp-on-80", Port: 80, Protocol: gatewayv1.TCPProtocolType},
+			{Name: "on-the-status-port", Port: 15021, Protocol: gatewayv1.HTTPProtocolType},
+			{Name: "tls-terminate", Port: 8443, Protocol: gatewayv1.TLSProtocolType,
+				TLS: &gatewayv1.ListenerTLSConfig{CertificateRefs: []gatewayv1.SecretObjectReference{{Name: "a"}}}},
+			{Name: "tcp-kind-on-http", Port: 9080, Protocol: gatewayv1.HTTPProtocolType,
+				AllowedRoutes: &gatewayv1.AllowedRoutes{Kinds: []gatewayv1.RouteGroupKind{{Kind: "TCPRoute"}}}},
+			{Name: "tls-a", Port: 443, Protocol: gatewayv1.TLSProtocolType, Hostname: ptr.To(gatewayv1.Hostname("a.example.com")), TLS: passthrough},
+			{Name: "https-a", Port: 443, Protocol: gatewayv1.HTTPSProtocolType, Hostname: ptr.To(gatewayv1.Hostname("a.example.com")),
+				TLS: &gatewayv1.ListenerTLSConfig{CertificateRefs: []gatewayv1.SecretObjectReference{{Name: "a"}}}},
+		}
+		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, gw)).To(Succeed()) })
+		want := map[gatewayv1.SectionName]map[gatewayv1.ListenerConditionType]string{
+			"http":               {"Accepted": "True/Accepted", "ResolvedRefs": "True/ResolvedRefs", "Conflicted": "False/NoConflicts"},
+			"http-on-80":         {"Accepted": "False/ProtocolConflict", "Conflicted": "True/ProtocolConflict"},
+			"tcp-on-80":          {"Accepted": "False/ProtocolConflict", "Conflicted": "True/ProtocolConflict"},
+			"on-the-status-port": {"Accepted": "False/PortUnavailable", "Programmed": "False/Invalid"},
+			"tls-terminate":      {"Accepted": "False/UnsupportedValue"},
+			"tcp-kind-on-http":   {"Accepted": "True/Accepted", "ResolvedRefs": "False/InvalidRouteKinds", "Programmed": "False/Invalid"},
+			"tls-a":              {"Accepted": "False/HostnameConflict", "Conflicted": "True/HostnameConflict"},
+			"https-a":            {"Accepted": "False/HostnameConflict", "Conflicted": "True/HostnameConflict"},
+		}
+		Eventually(func(g Gomega) {
+			for listener, conditions := range want {
+				for typ, expected := range conditions {
+					c := listenerCondition(g, ns, "reasons", listener, typ)
+					g.Expect(string(c.Status)+"/"+c.Reason).To(Equal(expected), "listener %s %s: %s", listener, typ, c.Message)
+				}
+			}
+			accepted := condition(gateway(g, ns, "reasons"), "Accepted")
+			g.Expect(accepted).To(haveCondition(metav1.ConditionTrue, "ListenersNotValid", 1))
+			// Only the listeners that can be served get a Service port, beside the status port.
+			var ports []int32
+			for _, p := range service(g, ns, "reasons-istio").Spec.Ports {
+				ports = append(ports, p.Port)
+			}
+			g.Expect(ports).To(ConsistOf(int32(15021), int32(8080), int32(9080)))
+		}).Should(Succeed())
+	})
+
 	It("does not accept a Gateway none of whose listeners can be served, and names them", func() {
 		gw := httpGateway(ns, "unsupported")
 		gw.Spec.Listeners = []gatewayv1.Listener{

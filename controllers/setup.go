@@ -106,22 +106,9 @@ func gatewayParametersKey(o client.Object) []string {
 // gatewayCertificateKeys names the Secrets a Gateway's listeners reference, in any
 // namespace: a Secret event then finds the Gateways it concerns.
 func gatewayCertificateKeys(o client.Object) []string {
-	gw := o.(*gatewayv1.Gateway)
 	var keys []string
-	for _, l := range gw.Spec.Listeners {
-		if l.TLS == nil {
-			continue
-		}
-		for _, ref := range l.TLS.CertificateRefs {
-			if (ref.Group != nil && *ref.Group != "") || (ref.Kind != nil && *ref.Kind != status.KindSecret) {
-				continue
-			}
-			ns := gw.Namespace
-			if ref.Namespace != nil && *ref.Namespace != "" {
-				ns = string(*ref.Namespace)
-			}
-			keys = append(keys, ns+"/"+string(ref.Name))
-		}
+	for _, key := range status.CertificateSecrets(o.(*gatewayv1.Gateway)) {
+		keys = append(keys, key.String())
 	}
 	return keys
 }

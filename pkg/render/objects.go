@@ -194,7 +194,7 @@ func proxyVolumes() []corev1.Volume {
 }
 
 // service exposes the status port and one port per distinct port of the listeners that
-// can be served; the first listener on a port names it, as Istio does.
+// are served (status.ServedListeners); the first listener on a port names it, as Istio does.
 func service(in Inputs, meta metav1.ObjectMeta) *corev1.Service {
 	gw := in.Gateway
 	ports := []corev1.ServicePort{{
@@ -206,9 +206,9 @@ func service(in Inputs, meta metav1.ObjectMeta) *corev1.Service {
 	}}
 	seenPorts := map[int32]bool{StatusPort: true}
 	seenNames := map[string]bool{"status-port": true}
-	for i, l := range gw.Spec.Listeners {
+	for i, l := range status.ServedListeners(gw.Spec.Listeners) {
 		port := int32(l.Port)
-		if reason, _ := status.Unservable(l); reason != "" || seenPorts[port] {
+		if seenPorts[port] {
 			continue
 		}
 		seenPorts[port] = true

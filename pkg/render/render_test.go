@@ -114,6 +114,8 @@ func TestRenderGolden(t *testing.T) {
 		{Name: "invalid", Port: 1111, Protocol: "INVALID"},
 		{Name: "on-the-status-port", Port: 15021, Protocol: gatewayv1.HTTPProtocolType},
 		{Name: "tls-terminate", Port: 8443, Protocol: gatewayv1.TLSProtocolType},
+		{Name: "udp-conflicting", Port: 9000, Protocol: gatewayv1.UDPProtocolType},
+		{Name: "tcp-conflicting", Port: 9000, Protocol: gatewayv1.TCPProtocolType},
 	}
 
 	cases := []struct {

@@ -133,6 +133,21 @@ func Unservable(l gatewayv1.Listener) (gatewayv1.ListenerConditionReason, string
 	return "", ""
 }
 
+// ServedListeners are the listeners the Gateway's proxies serve: those that are accepted,
+// neither unservable nor in conflict with another. Only they get a Service port.
+func ServedListeners(listeners []gatewayv1.Listener) []gatewayv1.Listener {
+	conflicts := listenerConflicts(listeners)
+	var out []gatewayv1.Listener
+	for _, l := range listeners {
+		if reason, _ := Unservable(l); reason == "" {
+			if _, conflicted := conflicts[l.Name]; !conflicted {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
 // tlsMode is the listener's TLS mode with Gateway API's default (Terminate), or "" for a
 // listener without TLS.
 func tlsMode(l gatewayv1.Listener) gatewayv1.TLSModeType {
@@ -164,7 +179,7 @@ func certificateProblem(gw *gatewayv1.Gateway, l gatewayv1.Listener, in Listener
 		return gatewayv1.ListenerReasonInvalidCertificateRef, "A listener that terminates TLS needs tls.certificateRefs"
 	}
 	for _, ref := range l.TLS.CertificateRefs {
-		r := resolveCertificateRef(gw.Namespace, ref)
+		r := certificateRef(gw.Namespace, ref)
 		if r.group != "" || r.kind != KindSecret {
 			return gatewayv1.ListenerReasonInvalidCertificateRef,
 				fmt.Sprintf("certificateRef %s %s/%s is not supported; reference a core Secret (group \"\", kind Secret)", groupKind(r.group, r.kind), r.key.Namespace, r.key.Name)

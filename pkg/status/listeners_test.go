@@ -272,6 +272,10 @@ func TestPermittedCertificateSecretsReadsOnlyWhatTheGatewayMayUse(t *testing.T) 
 	if !slices.Equal(got, want) {
 		t.Errorf("PermittedCertificateSecrets = %v, want %v", got, want)
 	}
+	all := []types.NamespacedName{{Namespace: "infra", Name: "cert"}, {Namespace: "certs", Name: "shared"}, {Namespace: "private", Name: "key"}}
+	if got := CertificateSecrets(gw); !slices.Equal(got, all) {
+		t.Errorf("CertificateSecrets = %v, want %v (every Secret, permitted or not, once)", got, all)
+	}
 	if ns := GrantNamespaces(gw); !slices.Equal(ns, []string{"certs", "private"}) {
 		t.Errorf("GrantNamespaces = %v, want [certs private]", ns)
 	}

@@ -1,6 +1,8 @@
 package status
 
 import (
+	"slices"
+
 	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
@@ -48,46 +50,102 @@ func ReferenceGranted(grants []gatewayv1.ReferenceGrant, fromGroup gatewayv1.Gro
 	return false
 }
 
-// certificateRef is one listener certificateRef with its defaults applied.
-type certificateRef struct {
+// objectRef is a reference to a core object with Gateway API's defaults applied: the
+// referrer's namespace, and the kind the field names by default.
+type objectRef struct {
 	group gatewayv1.Group
 	kind  gatewayv1.Kind
 	key   types.NamespacedName
 }
 
-func resolveCertificateRef(gwNamespace string, ref gatewayv1.SecretObjectReference) certificateRef {
-	out := certificateRef{group: "", kind: KindSecret, key: types.NamespacedName{Namespace: gwNamespace, Name: string(ref.Name)}}
-	if ref.Group != nil {
-		out.group = *ref.Group
+func newObjectRef(group *gatewayv1.Group, kind *gatewayv1.Kind, defaultKind gatewayv1.Kind, namespace *gatewayv1.Namespace, name gatewayv1.ObjectName, referrerNamespace string) objectRef {
+	out := objectRef{kind: defaultKind, key: types.NamespacedName{Namespace: referrerNamespace, Name: string(name)}}
+	if group != nil {
+		out.group = *group
 	}
-	if ref.Kind != nil {
-		out.kind = *ref.Kind
+	if kind != nil {
+		out.kind = *kind
 	}
-	if ref.Namespace != nil && *ref.Namespace != "" {
-		out.key.Namespace = string(*ref.Namespace)
+	if namespace != nil && *namespace != "" {
+		out.key.Namespace = string(*namespace)
 	}
 	return out
 }
 
-// PermittedCertificateSecrets lists the Secrets a Gateway's listeners reference and may
-// read: core Secrets in the Gateway's namespace, or in another one whose ReferenceGrant
-// allows it. The reconciler reads exactly these, and nothing it is not allowed to use.
-func PermittedCertificateSecrets(gw *gatewayv1.Gateway, grants []gatewayv1.ReferenceGrant) []types.NamespacedName {
+// permittedRefs are the distinct core objects of kind toKind that a fromKind object in
+// fromNamespace references and may use: in its own namespace, or granted by a
+// ReferenceGrant. The reconcilers read exactly these, and nothing they may not use.
+func permittedRefs(refs []objectRef, grants []gatewayv1.ReferenceGrant, fromKind gatewayv1.Kind, fromNamespace string, toKind gatewayv1.Kind) []types.NamespacedName {
 	var out []types.NamespacedName
 	seen := map[types.NamespacedName]bool{}
+	for _, r := range refs {
+		if r.group != "" || r.kind != toKind || seen[r.key] ||
+			!ReferenceGranted(grants, gatewayv1.GroupName, fromKind, fromNamespace, "", toKind, r.key.Namespace, r.key.Name) {
+			continue
+		}
+		seen[r.key] = true
+		out = append(out, r.key)
+	}
+	return out
+}
+
+// refNamespaces are the namespaces other than the referrer's that refs point into, whose
+// ReferenceGrants decide them.
+func refNamespaces(refs []objectRef, referrerNamespace string) []string {
+	var out []string
+	seen := map[string]bool{referrerNamespace: true}
+	for _, r := range refs {
+		if !seen[r.key.Namespace] {
+			seen[r.key.Namespace] = true
+			out = append(out, r.key.Namespace)
+		}
+	}
+	return out
+}
+
+// GrantSources are the namespaces a ReferenceGrant lets objects of fromKind (a Gateway API
+// kind) reference its namespace from.
+func GrantSources(grant *gatewayv1.ReferenceGrant, fromKind gatewayv1.Kind) []string {
+	var out []string
+	for _, from := range grant.Spec.From {
+		if from.Group == gatewayv1.GroupName && from.Kind == fromKind {
+			out = append(out, string(from.Namespace))
+		}
+	}
+	return out
+}
+
+// certificateRefs are a Gateway's listeners' tls.certificateRefs.
+func certificateRefs(gw *gatewayv1.Gateway) []objectRef {
+	var out []objectRef
 	for _, l := range gw.Spec.Listeners {
 		if l.TLS == nil {
 			continue
 		}
 		for _, ref := range l.TLS.CertificateRefs {
-			r := resolveCertificateRef(gw.Namespace, ref)
-			if r.group != "" || r.kind != KindSecret || seen[r.key] {
-				continue
-			}
-			if !ReferenceGranted(grants, gatewayv1.GroupName, KindGateway, gw.Namespace, "", KindSecret, r.key.Namespace, r.key.Name) {
-				continue
-			}
-			seen[r.key] = true
+			out = append(out, certificateRef(gw.Namespace, ref))
+		}
+	}
+	return out
+}
+
+func certificateRef(gwNamespace string, ref gatewayv1.SecretObjectReference) objectRef {
+	return newObjectRef(ref.Group, ref.Kind, KindSecret, ref.Namespace, ref.Name, gwNamespace)
+}
+
+// PermittedCertificateSecrets lists the Secrets a Gateway's listeners reference and may
+// read: core Secrets in the Gateway's namespace, or in another one whose ReferenceGrant
+// allows it.
+func PermittedCertificateSecrets(gw *gatewayv1.Gateway, grants []gatewayv1.ReferenceGrant) []types.NamespacedName {
+	return permittedRefs(certificateRefs(gw), grants, KindGateway, gw.Namespace, KindSecret)
+}
+
+// CertificateSecrets lists every core Secret a Gateway's listeners reference, permitted or
+// not: a change of any of them may change the listeners' status.
+func CertificateSecrets(gw *gatewayv1.Gateway) []types.NamespacedName {
+	var out []types.NamespacedName
+	for _, r := range certificateRefs(gw) {
+		if r.group == "" && r.kind == KindSecret && !slices.Contains(out, r.key) {
 			out = append(out, r.key)
 		}
 	}
@@ -97,18 +155,5 @@ func PermittedCertificateSecrets(gw *gatewayv1.Gateway, grants []gatewayv1.Refer
 // GrantNamespaces are the namespaces whose ReferenceGrants decide the Gateway's
 // cross-namespace certificate references.
 func GrantNamespaces(gw *gatewayv1.Gateway) []string {
-	var out []string
-	seen := map[string]bool{gw.Namespace: true}
-	for _, l := range gw.Spec.Listeners {
-		if l.TLS == nil {
-			continue
-		}
-		for _, ref := range l.TLS.CertificateRefs {
-			if ns := resolveCertificateRef(gw.Namespace, ref).key.Namespace; !seen[ns] {
-				seen[ns] = true
-				out = append(out, ns)
-			}
-		}
-	}
-	return out
+	return refNamespaces(certificateRefs(gw), gw.Namespace)
 }

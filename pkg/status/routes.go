@@ -74,28 +74,12 @@ func containsKind(kinds []gatewayv1.RouteGroupKind, kind gatewayv1.Kind) bool {
 	return false
 }
 
-// backendRef is one backendRef with its defaults applied.
-type backendRef struct {
-	group gatewayv1.Group
-	kind  gatewayv1.Kind
-	key   types.NamespacedName
-}
-
-func routeBackends(route *gatewayv1.HTTPRoute) []backendRef {
-	var out []backendRef
+// routeBackends are an HTTPRoute's rules' backendRefs.
+func routeBackends(route *gatewayv1.HTTPRoute) []objectRef {
+	var out []objectRef
 	for _, rule := range route.Spec.Rules {
 		for _, b := range rule.BackendRefs {
-			r := backendRef{kind: KindService, key: types.NamespacedName{Namespace: route.Namespace, Name: string(b.Name)}}
-			if b.Group != nil {
-				r.group = *b.Group
-			}
-			if b.Kind != nil {
-				r.kind = *b.Kind
-			}
-			if b.Namespace != nil && *b.Namespace != "" {
-				r.key.Namespace = string(*b.Namespace)
-			}
-			out = append(out, r)
+			out = append(out, newObjectRef(b.Group, b.Kind, KindService, b.Namespace, b.Name, route.Namespace))
 		}
 	}
 	return out
@@ -104,31 +88,13 @@ func routeBackends(route *gatewayv1.HTTPRoute) []backendRef {
 // BackendServices lists the Services an HTTPRoute's backendRefs name and may use, for the
 // reconciler to look up.
 func BackendServices(route *gatewayv1.HTTPRoute, grants []gatewayv1.ReferenceGrant) []types.NamespacedName {
-	var out []types.NamespacedName
-	seen := map[types.NamespacedName]bool{}
-	for _, b := range routeBackends(route) {
-		if b.group != "" || b.kind != KindService || seen[b.key] ||
-			!ReferenceGranted(grants, gatewayv1.GroupName, KindHTTPRoute, route.Namespace, "", KindService, b.key.Namespace, b.key.Name) {
-			continue
-		}
-		seen[b.key] = true
-		out = append(out, b.key)
-	}
-	return out
+	return permittedRefs(routeBackends(route), grants, KindHTTPRoute, route.Namespace, KindService)
 }
 
 // BackendNamespaces are the namespaces whose ReferenceGrants decide the route's
 // cross-namespace backendRefs.
 func BackendNamespaces(route *gatewayv1.HTTPRoute) []string {
-	var out []string
-	seen := map[string]bool{route.Namespace: true}
-	for _, b := range routeBackends(route) {
-		if !seen[b.key.Namespace] {
-			seen[b.key.Namespace] = true
-			out = append(out, b.key.Namespace)
-		}
-	}
-	return out
+	return refNamespaces(routeBackends(route), route.Namespace)
 }
 
 func backendProblem(route *gatewayv1.HTTPRoute, in RouteInputs) (gatewayv1.RouteConditionReason, string) {
