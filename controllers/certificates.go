@@ -19,9 +19,10 @@ import (
 var secretGVK = corev1.SchemeGroupVersion.WithKind("Secret")
 
 // certificateSource judges the Secrets that listeners reference without keeping any
-// Secret's content: the cache holds Secrets as metadata only, a referenced Secret is read
-// from the API server when its resourceVersion changes, and only the verdict on its
-// certificate and key is remembered.
+// Secret's content: the cache holds only Secrets of type kubernetes.io/tls, the type Gateway
+// API asks for, and of them only their metadata; a referenced Secret is read from the API
+// server when its resourceVersion changes, and only the verdict on its certificate and key
+// is remembered.
 type certificateSource struct {
 	metadata client.Reader
 	live     client.Reader
@@ -61,7 +62,7 @@ func (s *certificateSource) judge(ctx context.Context, key types.NamespacedName)
 	if err := s.metadata.Get(ctx, key, meta); err != nil {
 		if apierrors.IsNotFound(err) {
 			s.forget(key)
-			return "", false, nil
+			return s.outsideCache(ctx, key)
 		}
 		return "", false, fmt.Errorf("reading Secret %s: %w", key, err)
 	}
@@ -86,15 +87,37 @@ func (s *certificateSource) judge(ctx context.Context, key types.NamespacedName)
 	return problem, true, nil
 }
 
+// outsideCache tells a Secret that does not exist from one of another type, which the
+// cache leaves out: the user needs to know which. A Secret's type cannot change, so
+// nothing needs watching here; a new Secret of the right type enters the cache.
+func (s *certificateSource) outsideCache(ctx context.Context, key types.NamespacedName) (problem string, found bool, err error) {
+	secret := &corev1.Secret{}
+	if err := s.live.Get(ctx, key, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("reading Secret %s: %w", key, err)
+	}
+	if secret.Type == corev1.SecretTypeTLS {
+		// Created after the cache last heard: its event brings the Gateway back.
+		return certificateProblem(secret), true, nil
+	}
+	return fmt.Sprintf("it is of type %s; certificateRefs need a Secret of type %s", secret.Type, corev1.SecretTypeTLS), true, nil
+}
+
 func (s *certificateSource) forget(key types.NamespacedName) {
 	s.mu.Lock()
 	delete(s.memo, key)
 	s.mu.Unlock()
 }
 
-// certificateProblem says why a Secret cannot serve TLS, or "" when its tls.crt and
-// tls.key hold a certificate chain and the matching private key.
+// certificateProblem says why a Secret cannot serve TLS, or "" when it is of type
+// kubernetes.io/tls and its tls.crt and tls.key hold a certificate chain and the matching
+// private key.
 func certificateProblem(secret *corev1.Secret) string {
+	if secret.Type != corev1.SecretTypeTLS {
+		return fmt.Sprintf("it is of type %s; certificateRefs need a Secret of type %s", secret.Type, corev1.SecretTypeTLS)
+	}
 	crt, hasCrt := secret.Data[corev1.TLSCertKey]
 	key, hasKey := secret.Data[corev1.TLSPrivateKeyKey]
 	if !hasCrt || !hasKey {

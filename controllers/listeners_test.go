@@ -103,6 +103,21 @@ var _ = Describe("Listener validation", func() {
 		}).Should(Succeed())
 	})
 
+	It("names the type of a Secret that is not a kubernetes.io/tls Secret, which it does not cache", func() {
+		crt, key := selfSignedTLS("example.com")
+		opaque := tlsSecret(ns, "opaque", crt, key)
+		opaque.Type = corev1.SecretTypeOpaque
+		Expect(k8sClient.Create(ctx, opaque)).To(Succeed())
+		gw := httpsGateway(ns, "https-opaque", gatewayv1.SecretObjectReference{Name: "opaque"})
+		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, gw)).To(Succeed()) })
+		Eventually(func(g Gomega) {
+			c := listenerCondition(g, ns, "https-opaque", "https", gatewayv1.ListenerConditionResolvedRefs)
+			g.Expect(c).To(haveCondition(metav1.ConditionFalse, "InvalidCertificateRef", 1))
+			g.Expect(c.Message).To(Equal("Secret listeners/opaque is not a usable TLS certificate: it is of type Opaque; certificateRefs need a Secret of type kubernetes.io/tls"))
+		}).Should(Succeed())
+	})
+
 	It("refuses a Secret in another namespace until a ReferenceGrant allows it, and again when the grant goes", func() {
 		crt, key := selfSignedTLS("shared.example.com")
 		Expect(k8sClient.Create(ctx, tlsSecret(certs, "shared", crt, key))).To(Succeed())

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -80,10 +81,12 @@ func CacheOptions(opts Options) cache.Options {
 			&corev1.ServiceAccount{}:                 {Label: managed},
 			&autoscalingv2.HorizontalPodAutoscaler{}: {Label: managed},
 			&policyv1.PodDisruptionBudget{}:          {Label: managed},
-			&corev1.ConfigMap{}:                      {Transform: trimToIdentity},
+			&corev1.ConfigMap{}:                      {Transform: trimConfigMap},
 			&corev1.Namespace{}:                      {Transform: trimToIdentity},
-			// Watched as metadata only (WatchesMetadata): no Secret's content is cached.
-			&corev1.Secret{}:            {Transform: trimToIdentity},
+			// Only the Secrets listeners can use (type kubernetes.io/tls, as Gateway API
+			// asks), watched as metadata only (WatchesMetadata): no Secret's content is
+			// cached, and of its metadata only what tells a change.
+			&corev1.Secret{}:            {Field: fields.OneTermEqualSelector("type", string(corev1.SecretTypeTLS)), Transform: trimToChangeMarker},
 			&gatewayv1.ReferenceGrant{}: {Transform: strip},
 			// CRDs as metadata only, for their bundle-version annotation.
 			crdMetadata():             {Transform: strip},
@@ -100,14 +103,38 @@ func CacheOptions(opts Options) cache.Options {
 	}
 }
 
-// trimToIdentity keeps what the operator needs of a ConfigMap, Secret or Namespace in its cache:
-// name, namespace, labels, resourceVersion and creation time.
+// trimToIdentity keeps what the operator needs of a Namespace in its cache: name, labels
+// (for allowedRoutes selectors), resourceVersion and creation time.
 func trimToIdentity(in any) (any, error) {
 	if obj, ok := in.(*metav1.PartialObjectMetadata); ok {
 		obj.ManagedFields = nil
 		obj.Annotations = nil
 		obj.OwnerReferences = nil
 		obj.Finalizers = nil
+	}
+	return in, nil
+}
+
+// trimConfigMap keeps what the operator needs of a ConfigMap in its cache, which holds
+// every ConfigMap of the cluster: name, namespace, resourceVersion, creation time (the
+// oldest of several class defaults wins) and of the labels only the class-defaults one.
+func trimConfigMap(in any) (any, error) {
+	if obj, ok := in.(*metav1.PartialObjectMetadata); ok {
+		meta := metav1.ObjectMeta{Name: obj.Name, Namespace: obj.Namespace, ResourceVersion: obj.ResourceVersion, CreationTimestamp: obj.CreationTimestamp}
+		if class, labelled := obj.Labels[v1alpha1.DefaultsForClassLabel]; labelled {
+			meta.Labels = map[string]string{v1alpha1.DefaultsForClassLabel: class}
+		}
+		obj.ObjectMeta = meta
+	}
+	return in, nil
+}
+
+// trimToChangeMarker keeps what the operator needs of a Secret in its cache, which holds
+// every TLS Secret of the cluster: name, namespace and resourceVersion (when it changes, the
+// Secret is read and judged again).
+func trimToChangeMarker(in any) (any, error) {
+	if obj, ok := in.(*metav1.PartialObjectMetadata); ok {
+		obj.ObjectMeta = metav1.ObjectMeta{Name: obj.Name, Namespace: obj.Namespace, ResourceVersion: obj.ResourceVersion}
 	}
 	return in, nil
 }
