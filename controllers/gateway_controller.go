@@ -51,6 +51,7 @@ type GatewayReconciler struct {
 	FieldManager string
 	configMaps   *configMapSource
 	certificates *certificateSource
+	istiod       *istiodDeploymentWatch
 	// failingSince holds, per Gateway whose writes fail with transient API errors, when
 	// the failures began (types.NamespacedName -> time.Time).
 	failingSince sync.Map
@@ -106,6 +107,9 @@ type outcome struct {
 	// unsupportedAddress is set when spec.addresses holds an address the operator cannot
 	// request; nothing was applied.
 	unsupportedAddress string
+	// istiodDeploying is set while istiod's own gateway deployment controller runs for
+	// this revision: it would take every generated object over, so nothing was applied.
+	istiodDeploying string
 }
 
 // Reconcile renders the desired resources, applies those that differ from what the
@@ -161,6 +165,16 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		return reconcile.Result{}, nil
 	}
 
+	if message, recheck, err := r.istiod.running(ctx, time.Now()); err != nil {
+		return reconcile.Result{}, err
+	} else if message != "" {
+		out := &outcome{istiodDeploying: message}
+		if err := r.observeService(ctx, gw, out); err != nil {
+			return reconcile.Result{}, err
+		}
+		// The Lease's events, or its expiry, bring the Gateway back.
+		return reconcile.Result{RequeueAfter: recheck}, r.writeStatus(ctx, gw, out)
+	}
 	out, err := r.provision(ctx, gw, gc)
 	if err != nil {
 		return reconcile.Result{}, r.reportPersistentFailure(ctx, gw, out, err)

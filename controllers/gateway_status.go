@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -25,7 +26,7 @@ import (
 func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, in status.ListenerInputs, revision string) *gatewayv1.GatewayStatus {
 	gen := gw.Generation
 	addresses := serviceAddresses(out.service)
-	in.Programmed = out.notInstalled == "" && out.invalid == "" && out.unsupportedAddress == "" && out.conflict == "" &&
+	in.Programmed = out.notInstalled == "" && out.istiodDeploying == "" && out.invalid == "" && out.unsupportedAddress == "" && out.conflict == "" &&
 		out.applyErr == "" && out.retrying == "" && len(addresses) > 0 && unusableAddressMessage(gw, out.service) == ""
 	listeners := status.Listeners(gw, in)
 
@@ -63,6 +64,8 @@ func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, in status.ListenerInputs
 	case out.notInstalled != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid),
 			"No installed revision manages this Gateway (see Accepted)", gen)
+	case out.istiodDeploying != "":
+		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid), out.istiodDeploying, gen)
 	case out.invalid != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid),
 			"The Gateway's parameters are invalid (see Accepted)", gen)
@@ -90,7 +93,7 @@ func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, in status.ListenerInputs
 	customized := customizationCondition(out, gen)
 	st := &gatewayv1.GatewayStatus{
 		Addresses:  addresses,
-		Conditions: []metav1.Condition{accepted, programmed, customized},
+		Conditions: []metav1.Condition{accepted, programmed, customized, resourcesCondition(out, revision, gen)},
 	}
 	for _, l := range listeners {
 		st.Listeners = append(st.Listeners, l.Status)
@@ -103,6 +106,32 @@ func revisionName(revision string) string {
 		return "default"
 	}
 	return revision
+}
+
+// resourcesCondition is the operator's own account of its resources, the same outcome as
+// Accepted and Programmed say it, but without what only istiod knows beside it (listeners,
+// addresses).
+func resourcesCondition(out *outcome, revision string, gen int64) metav1.Condition {
+	cond := func(ok bool, reason, message string) metav1.Condition {
+		return status.Condition(status.ConditionResourcesApplied, ok, reason, message, gen)
+	}
+	switch {
+	case out.notInstalled != "":
+		return cond(false, status.ReasonRevisionNotInstalled, out.notInstalled)
+	case out.istiodDeploying != "":
+		return cond(false, status.ReasonIstiodDeploymentController, out.istiodDeploying)
+	case out.invalid != "":
+		return cond(false, status.ReasonInvalidParameters, out.invalid+"; the generated resources were left unchanged")
+	case out.unsupportedAddress != "":
+		return cond(false, status.ReasonUnsupportedAddress, out.unsupportedAddress+"; the generated resources were left unchanged")
+	case out.conflict != "":
+		return cond(false, status.ReasonNameTaken, out.conflict)
+	case out.applyErr != "":
+		return cond(false, status.ReasonRefused, "The API server refused a generated resource: "+out.applyErr)
+	case out.retrying != "":
+		return cond(false, status.ReasonPending, "Retrying with backoff after API errors: "+out.retrying)
+	}
+	return cond(true, status.ReasonApplied, "Resources are applied by revision "+revisionName(revision))
 }
 
 func customizationCondition(out *outcome, gen int64) metav1.Condition {
@@ -224,6 +253,9 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 	}, r.Options.Revision)
 
 	now := metav1.Now()
+	if r.Options.besideIstiod() {
+		return r.writeOwnConditions(ctx, gw, desired.Conditions, now, out)
+	}
 	desired.Conditions = status.MergeConditions(gw.Status.Conditions, desired.Conditions, now)
 	for i := range desired.Listeners {
 		var existing []metav1.Condition
@@ -249,6 +281,32 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 	return nil
 }
 
+// writeOwnConditions applies only the operator's own condition types, beside istiod. When
+// they change, the server-side apply also gives up any other part of the status this field
+// manager wrote before (in standalone mode), which istiod writes.
+func (r *GatewayReconciler) writeOwnConditions(ctx context.Context, gw *gatewayv1.Gateway, all []metav1.Condition, now metav1.Time, out *outcome) error {
+	var own []metav1.Condition
+	for _, c := range all {
+		if slices.Contains(status.OwnConditionTypes, c.Type) {
+			own = append(own, c)
+		}
+	}
+	own = status.MergeConditions(gw.Status.Conditions, own, now)
+	if status.ConditionsUpToDate(gw.Status.Conditions, own) {
+		return nil
+	}
+	statusAC := gatewayv1ac.GatewayStatus()
+	for _, c := range own {
+		statusAC.WithConditions(conditionAC(c))
+	}
+	ac := gatewayv1ac.Gateway(gw.Name, gw.Namespace).WithStatus(statusAC)
+	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(r.FieldManager), client.ForceOwnership); err != nil {
+		return fmt.Errorf("writing status of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
+	}
+	r.recordProblems(gw, own, out)
+	return nil
+}
+
 // recordProblems emits Warning Events for each condition that turned bad or changed its
 // message while bad, so that `kubectl describe gateway` tells the story once, not per loop.
 // Dropped fields get one Event per ConfigMap, related to that ConfigMap.
@@ -256,6 +314,10 @@ func (r *GatewayReconciler) recordProblems(gw *gatewayv1.Gateway, conditions []m
 	for _, c := range conditions {
 		bad := c.Status == metav1.ConditionFalse
 		if c.Type == string(gatewayv1.GatewayConditionProgrammed) && c.Reason == string(gatewayv1.GatewayReasonAddressNotAssigned) {
+			bad = false
+		}
+		// In standalone mode Accepted and Programmed already tell what ResourcesApplied tells.
+		if c.Type == status.ConditionResourcesApplied && meta.FindStatusCondition(conditions, string(gatewayv1.GatewayConditionProgrammed)) != nil {
 			bad = false
 		}
 		if !bad {

@@ -44,6 +44,9 @@ type GatewayClassReconciler struct {
 	// defaultsEnsured holds the UIDs of GatewayClasses whose defaults ConfigMap has been
 	// created or found: a deleted ConfigMap comes back only with a restart or a new class.
 	defaultsEnsured sync.Map
+	// reported holds, per GatewayClass UID, the defaults problem last told by Event beside
+	// istiod, where no status condition remembers it.
+	reported sync.Map
 }
 
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses,verbs=get;list;watch;create
@@ -88,6 +91,10 @@ func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	}
 	if !r.Revisions.IsHighest() {
 		return reconcile.Result{}, nil
+	}
+	if r.Options.besideIstiod() {
+		// istiod writes the class's status; a problem with the defaults is told by Event.
+		return reconcile.Result{}, r.reportDefaultsByEvent(ctx, gc)
 	}
 	defaults, err := resolveClassDefaults(ctx, r.Client, gc, r.Options.SystemNamespace)
 	if err != nil {
@@ -171,6 +178,26 @@ func classConditions(gc *gatewayv1.GatewayClass, defaults classDefaults, bundleV
 		resolved = status.Condition(status.ConditionClassDefaultsResolved, true, status.ReasonResolved, "Using ConfigMap "+defaults.Ref.String(), gc.Generation)
 	}
 	return []metav1.Condition{accepted, resolved, status.SupportedVersionCondition(bundleVersions, gc.Generation)}
+}
+
+// reportDefaultsByEvent records a Warning Event on the class when its defaults cannot be
+// told apart, once per change of the problem, where the status is not the operator's.
+func (r *GatewayClassReconciler) reportDefaultsByEvent(ctx context.Context, gc *gatewayv1.GatewayClass) error {
+	defaults, err := resolveClassDefaults(ctx, r.Client, gc, r.Options.SystemNamespace)
+	if err != nil {
+		return err
+	}
+	c := classConditions(gc, defaults, nil)[1]
+	if c.Status != metav1.ConditionFalse {
+		r.reported.Delete(gc.UID)
+		return nil
+	}
+	if prev, seen := r.reported.Load(gc.UID); seen && prev.(string) == c.Message {
+		return nil
+	}
+	r.reported.Store(gc.UID, c.Message)
+	r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, c.Reason, "ResolveClassDefaults", "%s", c.Message)
+	return nil
 }
 
 func (r *GatewayClassReconciler) writeStatus(ctx context.Context, gc *gatewayv1.GatewayClass, conditions []metav1.Condition) error {

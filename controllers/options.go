@@ -28,6 +28,25 @@ const DefaultProxyImage = "docker.io/istio/proxyv2:1.26.3"
 // small control plane.
 const DefaultMaxConcurrentReconciles = 4
 
+// StatusMode says who writes which part of the Gateway API status: the operator alone, or
+// the operator beside an istiod that writes the specification's part.
+type StatusMode string
+
+const (
+	// StatusStandalone: no istiod writes Gateway API status (make demo, the test suites, the
+	// conformance run), so the operator writes all of it: GatewayClass and Gateway
+	// conditions, listeners, addresses (and HTTPRoute parents with RouteStatus).
+	StatusStandalone StatusMode = "standalone"
+	// StatusBesideIstiod: istiod (its deployment controller off) writes the GatewayClass's
+	// conditions, the Gateway's Accepted, Programmed, listeners and addresses, and route
+	// status, as in every real cluster; the operator writes only its own condition types on
+	// the Gateway and nothing on the GatewayClass.
+	StatusBesideIstiod StatusMode = "beside-istiod"
+)
+
+// StatusModes lists the modes, for the flag's help and validation.
+var StatusModes = []StatusMode{StatusBesideIstiod, StatusStandalone}
+
 // Options are the operator's own settings, shared by its reconcilers.
 type Options struct {
 	// GatewayClassName is the one class this instance serves.
@@ -44,6 +63,9 @@ type Options struct {
 	// RevisionLeaseDuration, RevisionRenewInterval and RevisionSettle tune revision
 	// discovery; zero means the Default* values.
 	RevisionLeaseDuration, RevisionRenewInterval, RevisionSettle time.Duration
+	// StatusMode divides the status between the operator and istiod; empty is
+	// StatusStandalone (the manager binary defaults to StatusBesideIstiod).
+	StatusMode StatusMode
 	// RouteStatus makes the operator write HTTPRoutes' parent status for its Gateways:
 	// only where no istiod runs, which writes the same entries under the same controllerName.
 	RouteStatus bool
@@ -57,6 +79,22 @@ type Options struct {
 // Gateway's status, while an outage of a write still shows within seconds.
 const DefaultFailureReportDelay = 10 * time.Second
 
+// besideIstiod says whether istiod writes the specification's part of the status.
+func (o Options) besideIstiod() bool { return o.StatusMode == StatusBesideIstiod }
+
+// Validate refuses settings that cannot work together.
+func (o Options) Validate() error {
+	switch o.StatusMode {
+	case "", StatusStandalone, StatusBesideIstiod:
+	default:
+		return fmt.Errorf("status mode %q is not one of %v", o.StatusMode, StatusModes)
+	}
+	if o.RouteStatus && o.besideIstiod() {
+		return fmt.Errorf("route status is istiod's to write beside istiod: drop --route-status or use --status-mode=%s", StatusStandalone)
+	}
+	return nil
+}
+
 func (o Options) failureReportDelay() time.Duration {
 	if o.FailureReportDelay > 0 {
 		return o.FailureReportDelay
@@ -69,10 +107,6 @@ func (o Options) failureReportDelay() time.Duration {
 // Namespaces only as trimmed metadata (ConfigMap contents are read on demand).
 func CacheOptions(opts Options) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedLabel: v1alpha1.ManagedLabelValue})
-	revisionLeases, err := labels.Parse(v1alpha1.RevisionLeaseLabel)
-	if err != nil {
-		panic(fmt.Sprintf("the revision Lease label %q is not a selector: %v", v1alpha1.RevisionLeaseLabel, err))
-	}
 	strip := cache.TransformStripManagedFields()
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
@@ -93,10 +127,10 @@ func CacheOptions(opts Options) cache.Options {
 			&gatewayv1.Gateway{}:      {Transform: strip},
 			&gatewayv1.GatewayClass{}: {Transform: strip},
 			&gatewayv1.HTTPRoute{}:    {Transform: strip},
-			// Only the revision Leases, only in the system namespace.
+			// Only the system namespace's Leases: the revisions' and istiod's (its gateway
+			// deployment controller's, which must not run beside the operator).
 			&coordinationv1.Lease{}: {
 				Namespaces: map[string]cache.Config{opts.SystemNamespace: {}},
-				Label:      revisionLeases,
 				Transform:  strip,
 			},
 		},

@@ -113,7 +113,12 @@ func (r *RevisionRegistry) Start(ctx context.Context) error {
 		return fmt.Errorf("watching revision Leases: %w", err)
 	}
 	poke := make(chan struct{}, 1)
-	notify := func(any) {
+	notify := func(o any) {
+		// The cache holds every Lease of the system namespace (istiod's too): only the
+		// revision Leases decide ownership.
+		if lease, ok := o.(*coordinationv1.Lease); ok && lease.Labels[v1alpha1.RevisionLeaseLabel] == "" {
+			return
+		}
 		select {
 		case poke <- struct{}{}:
 		default:
@@ -213,6 +218,15 @@ func (r *RevisionRegistry) IsHighest() bool {
 	return ready && ok && highest == revision.Name(r.Options.Revision)
 }
 
+// leaseHeldUntil is when a Lease expires unless renewed; ok is false for a Lease never
+// renewed (no renewTime), which counts as expired.
+func leaseHeldUntil(l coordinationv1.Lease) (until time.Time, ok bool) {
+	if l.Spec.RenewTime == nil {
+		return time.Time{}, false
+	}
+	return l.Spec.RenewTime.Add(time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 0)) * time.Second), true
+}
+
 // InstalledRevisions are the revisions whose Lease has not expired at now, oldest first.
 func InstalledRevisions(leases []coordinationv1.Lease, now time.Time) []string {
 	var out []string
@@ -221,8 +235,7 @@ func InstalledRevisions(leases []coordinationv1.Lease, now time.Time) []string {
 		if name == "" || l.Spec.RenewTime == nil {
 			continue
 		}
-		duration := time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 0)) * time.Second
-		if l.Spec.RenewTime.Add(duration).Before(now) {
+		if until, _ := leaseHeldUntil(l); until.Before(now) {
 			continue
 		}
 		if !slices.Contains(out, name) {

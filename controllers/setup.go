@@ -6,8 +6,10 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,6 +44,9 @@ const EventRecorderName = "istio-gateway-operator"
 
 // SetupWithManager registers the indexes and both reconcilers.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if err := opts.Validate(); err != nil {
+		return err
+	}
 	ctx := context.Background()
 	indexer := mgr.GetFieldIndexer()
 	if err := indexer.IndexField(ctx, &gatewayv1.Gateway{}, GatewayClassIndex, gatewayClassKey); err != nil {
@@ -74,6 +79,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		FieldManager: v1alpha1.FieldManagerFor(opts.Revision),
 		configMaps:   newConfigMapSource(mgr.GetClient(), mgr.GetAPIReader()),
 		certificates: newCertificateSource(mgr.GetClient(), mgr.GetAPIReader()),
+		istiod:       &istiodDeploymentWatch{reader: mgr.GetClient(), recorder: rec, namespace: opts.SystemNamespace, revision: opts.Revision},
 	}
 	if err := gateways.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Gateway controller: %w", err)
@@ -85,6 +91,17 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	return nil
+}
+
+// holderChanged passes a Lease's creation, deletion and change of holder, not its renewals
+// (every few seconds): whether istiod's controller runs changes only with those, or with
+// the Lease's expiry, which a requeue covers.
+var holderChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		before, okBefore := e.ObjectOld.(*coordinationv1.Lease)
+		after, okAfter := e.ObjectNew.(*coordinationv1.Lease)
+		return !okBefore || !okAfter || ptr.Deref(before.Spec.HolderIdentity, "") != ptr.Deref(after.Spec.HolderIdentity, "")
+	},
 }
 
 func gatewayClassKey(o client.Object) []string {
@@ -163,6 +180,11 @@ func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&gatewayv1.ReferenceGrant{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForReferenceGrant)).
 		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysSelectingNamespaces),
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		// istiod's gateway deployment controller starting or stopping for this revision.
+		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfServedClasses),
+			builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+				return o.GetName() == IstiodDeploymentLeaseName(r.Options.Revision)
+			}), holderChanged)).
 		// A change of installed revisions decides every Gateway's owner again.
 		WatchesRawSource(source.Channel(r.Revisions.Subscribe(), handler.EnqueueRequestsFromMapFunc(r.gatewaysOfServedClasses))).
 		Complete(r)

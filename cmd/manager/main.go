@@ -52,6 +52,8 @@ func run(args []string) error {
 	fs.IntVar(&webhookPort, "webhook-port", 9443, "Port the validating webhooks are served on.")
 	fs.StringVar(&webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhooks; defaults to controller-runtime's.")
 	fs.StringVar(&opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass the operator creates when missing; every GatewayClass with controllerName "+v1alpha1.ControllerName+" is served.")
+	statusMode := fs.String("status-mode", string(controllers.StatusBesideIstiod), fmt.Sprintf("Who writes Gateway API status, one of %v: %s (istiod writes the specification's conditions, listeners and addresses; the operator only its own conditions) or %s (no istiod: the operator writes all of it).",
+		controllers.StatusModes, controllers.StatusBesideIstiod, controllers.StatusStandalone))
 	fs.BoolVar(&opts.RouteStatus, "route-status", false, "Write HTTPRoutes' parent status for the operator's Gateways; only where no istiod runs, which writes the same entries.")
 	fs.StringVar(&opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: class defaults, istiod and the leader Lease live here.")
 	fs.StringVar(&opts.Revision, "revision", "", "Control-plane revision this instance serves (for example asm-1-26); empty serves the default revision.")
@@ -71,6 +73,10 @@ func run(args []string) error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	opts.StatusMode = controllers.StatusMode(*statusMode)
+	if err := opts.Validate(); err != nil {
+		return err
+	}
 
 	if leaderElectNS == "" {
 		leaderElectNS = opts.SystemNamespace
@@ -122,7 +128,12 @@ func run(args []string) error {
 			return fmt.Errorf("adding webhook readiness check: %w", err)
 		}
 	}
-	log.Info("Starting manager", "defaultGatewayClass", opts.GatewayClassName, "routeStatus", opts.RouteStatus, "systemNamespace", opts.SystemNamespace,
+	if opts.StatusMode == controllers.StatusBesideIstiod {
+		log.Info("Status mode beside-istiod: istiod writes GatewayClass status and the Gateways' Accepted, Programmed, listeners and addresses; this operator writes only its own gateway.istio.io/ conditions")
+	} else {
+		log.Info("Status mode standalone: this operator writes all Gateway API status; run istiod with PILOT_ENABLE_GATEWAY_API_STATUS=false beside it, or use --status-mode=beside-istiod")
+	}
+	log.Info("Starting manager", "statusMode", opts.StatusMode, "defaultGatewayClass", opts.GatewayClassName, "routeStatus", opts.RouteStatus, "systemNamespace", opts.SystemNamespace,
 		"revision", opts.Revision, "proxyImage", opts.ProxyImage, "leaderElection", leaderElect, "webhooks", enableWebhooks)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("running manager: %w", err)

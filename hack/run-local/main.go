@@ -96,7 +96,8 @@ Starting the operator; Ctrl-C stops it and the control plane.
 
 `, localcluster.K8sVersion, *logFile, abs, localcluster.K8sVersion)
 
-	args := []string{"--kubeconfig=" + abs, "--system-namespace=" + *systemNS}
+	// No istiod runs on the local control plane: the operator writes all of the status.
+	args := []string{"--kubeconfig=" + abs, "--system-namespace=" + *systemNS, "--status-mode=standalone"}
 	if *webhooks != "" {
 		_, port, certDir := cluster.WebhookServing()
 		args = append(args, fmt.Sprintf("--webhook-port=%d", port), "--webhook-cert-dir="+certDir)

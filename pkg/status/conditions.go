@@ -17,6 +17,15 @@ import (
 // field of the class and Gateway customizations reached the generated resources.
 const ConditionCustomizationsApplied = "gateway.istio.io/CustomizationsApplied"
 
+// ConditionResourcesApplied is the operator's own Gateway condition: whether the generated
+// resources are in place as rendered. Beside istiod it is what the operator says about a
+// Gateway, where istiod writes Accepted and Programmed.
+const ConditionResourcesApplied = "gateway.istio.io/ResourcesApplied"
+
+// OwnConditionTypes are the Gateway condition types the operator writes in every status
+// mode; beside istiod, the only ones.
+var OwnConditionTypes = []string{ConditionCustomizationsApplied, ConditionResourcesApplied}
+
 // ConditionClassDefaultsResolved is the operator's own GatewayClass condition: whether
 // exactly one class-level defaults ConfigMap could be told apart.
 const ConditionClassDefaultsResolved = "gateway.istio.io/ClassDefaultsResolved"
@@ -38,6 +47,18 @@ const (
 	// ReasonRevisionNotInstalled: the Gateway's istio.io/rev names a revision that is not
 	// installed, so no operator instance manages it.
 	ReasonRevisionNotInstalled = "RevisionNotInstalled"
+	// ReasonUnsupportedAddress mirrors Gateway API's reason for an address that cannot be
+	// requested.
+	ReasonUnsupportedAddress = string(gatewayv1.GatewayReasonUnsupportedAddress)
+	// ReasonNameTaken: an object of a generated name exists that the operator did not create.
+	ReasonNameTaken = "NameTaken"
+	// ReasonRefused: the API server refused a generated object.
+	ReasonRefused = "Refused"
+	// ReasonPending mirrors Gateway API's reason while writes are retried after API errors.
+	ReasonPending = string(gatewayv1.GatewayReasonPending)
+	// ReasonIstiodDeploymentController: istiod's own gateway deployment controller generates
+	// the same objects, so the operator stands back until it is turned off.
+	ReasonIstiodDeploymentController = "IstiodDeploymentController"
 )
 
 // API limits on the text the operator reports.

@@ -477,6 +477,7 @@ func startOperator(cfg config, cluster *localcluster.Cluster, n int) (*operator,
 		"--health-probe-bind-address=127.0.0.1:18381",
 		"--pprof-bind-address="+pprofAddr,
 		"--enable-webhooks=false",
+		"--status-mode=standalone",
 		"--zap-log-level=error",
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

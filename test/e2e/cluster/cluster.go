@@ -401,7 +401,8 @@ func (c *Cluster) startManager(ctx context.Context, p paths, extra []string) err
 		"--health-probe-bind-address=" + c.healthAddr,
 		fmt.Sprintf("--webhook-port=%d", webhookPort),
 		"--webhook-cert-dir=" + certDir,
-		// No istiod runs here, so the operator writes HTTPRoutes' status itself.
+		// No istiod runs here, so the operator writes all of the status, HTTPRoutes' too.
+		"--status-mode=standalone",
 		"--route-status",
 	}, extra...)
 	// KUBECONFIG cleared: the operator must not find the admin identity anywhere.
