@@ -48,10 +48,10 @@ func startRevision(rev string) *revisionInstance {
 
 // runInstance starts, in this process, an operator instance of a revision with fast
 // revision discovery and its requests counted; tune adjusts the manager's options (a
-// WebhookServer set there serves the admission webhooks too). It returns the manager and
+// WebhookServer set there serves the admission webhooks too), adjust the operator's. It returns the manager and
 // the function that stops it; done closes when it has stopped.
 func runInstance(rev string, leaseDuration time.Duration, requests *apicounter.Counter, done chan struct{},
-	tune func(*ctrl.Options)) (ctrl.Manager, context.CancelFunc) {
+	tune func(*ctrl.Options), adjust ...func(*controllers.Options)) (ctrl.Manager, context.CancelFunc) {
 	GinkgoHelper()
 	opts := controllers.Options{
 		GatewayClassName: v1alpha1.DefaultGatewayClassName,
@@ -59,6 +59,9 @@ func runInstance(rev string, leaseDuration time.Duration, requests *apicounter.C
 		Revision:         rev,
 		ProxyImage:       proxyImageOf(rev),
 		RevisionSettle:   time.Second, RevisionRenewInterval: time.Second, RevisionLeaseDuration: leaseDuration,
+	}
+	for _, a := range adjust {
+		a(&opts)
 	}
 	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
