@@ -48,10 +48,11 @@ type GatewayReconciler struct {
 	Options   Options
 	Revisions *RevisionRegistry
 	// FieldManager owns this revision's writes.
-	FieldManager string
-	configMaps   *configMapSource
-	certificates *certificateSource
-	istiod       *istiodDeploymentWatch
+	FieldManager   string
+	configMaps     *configMapSource
+	certificates   *certificateSource
+	istiod         *istiodDeploymentWatch
+	revisionConfig *revisionConfigSource
 	// failingSince holds, per Gateway whose writes fail with transient API errors, when
 	// the failures began (types.NamespacedName -> time.Time).
 	failingSince sync.Map
@@ -107,6 +108,9 @@ type outcome struct {
 	// unsupportedAddress is set when spec.addresses holds an address the operator cannot
 	// request; nothing was applied.
 	unsupportedAddress string
+	// revisionConfig is set when the revision's own configuration (istiod's mesh and
+	// injector ConfigMaps) cannot give the proxies' settings; nothing was applied.
+	revisionConfig string
 	// istiodDeploying is set while istiod's own gateway deployment controller runs for
 	// this revision: it would take every generated object over, so nothing was applied.
 	istiodDeploying string
@@ -225,12 +229,19 @@ func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway
 		out.unsupportedAddress = msg
 		return out, r.observeService(ctx, gw, out)
 	}
+	proxy, problem, err := r.revisionConfig.Proxy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if problem != "" {
+		out.revisionConfig = problem
+		return out, r.observeService(ctx, gw, out)
+	}
 	desired, err := render.Render(render.Inputs{
-		Gateway:         gw,
-		Revision:        r.Options.Revision,
-		SystemNamespace: r.Options.SystemNamespace,
-		ProxyImage:      r.Options.ProxyImage,
-		Layers:          layers,
+		Gateway:  gw,
+		Revision: r.Options.Revision,
+		Proxy:    proxy,
+		Layers:   layers,
 	})
 	if err != nil {
 		if !customize.IsInvalid(err) {

@@ -26,7 +26,7 @@ import (
 func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, in status.ListenerInputs, revision string) *gatewayv1.GatewayStatus {
 	gen := gw.Generation
 	addresses := serviceAddresses(out.service)
-	in.Programmed = out.notInstalled == "" && out.istiodDeploying == "" && out.invalid == "" && out.unsupportedAddress == "" && out.conflict == "" &&
+	in.Programmed = out.notInstalled == "" && out.istiodDeploying == "" && out.revisionConfig == "" && out.invalid == "" && out.unsupportedAddress == "" && out.conflict == "" &&
 		out.applyErr == "" && out.retrying == "" && len(addresses) > 0 && unusableAddressMessage(gw, out.service) == ""
 	listeners := status.Listeners(gw, in)
 
@@ -66,6 +66,9 @@ func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, in status.ListenerInputs
 			"No installed revision manages this Gateway (see Accepted)", gen)
 	case out.istiodDeploying != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid), out.istiodDeploying, gen)
+	case out.revisionConfig != "":
+		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid),
+			out.revisionConfig+"; the generated resources were left unchanged", gen)
 	case out.invalid != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid),
 			"The Gateway's parameters are invalid (see Accepted)", gen)
@@ -120,6 +123,8 @@ func resourcesCondition(out *outcome, revision string, gen int64) metav1.Conditi
 		return cond(false, status.ReasonRevisionNotInstalled, out.notInstalled)
 	case out.istiodDeploying != "":
 		return cond(false, status.ReasonIstiodDeploymentController, out.istiodDeploying)
+	case out.revisionConfig != "":
+		return cond(false, status.ReasonRevisionConfigInvalid, out.revisionConfig+"; the generated resources were left unchanged")
 	case out.invalid != "":
 		return cond(false, status.ReasonInvalidParameters, out.invalid+"; the generated resources were left unchanged")
 	case out.unsupportedAddress != "":

@@ -35,10 +35,15 @@ func (r *GatewayReconciler) gatewaysOfServedClasses(ctx context.Context, _ clien
 	return out
 }
 
-// gatewaysForConfigMap maps a ConfigMap to the Gateways it customizes: every Gateway of a
+// gatewaysForConfigMap maps a ConfigMap to the Gateways it concerns: every Gateway for
+// the revision's own mesh and injector ConfigMaps; every Gateway of a
 // class for which it is class-level (labelled, or named by the class's parametersRef), and
 // the Gateways whose parametersRef names it.
 func (r *GatewayReconciler) gatewaysForConfigMap(ctx context.Context, o client.Object) []reconcile.Request {
+	if r.revisionConfig.isRevisionConfigMap(o) {
+		// The revision's mesh config or injector values: every proxy may change.
+		return r.gatewaysOfServedClasses(ctx, o)
+	}
 	classes, err := classesUsingConfigMap(ctx, r.Client, o, r.Options.SystemNamespace)
 	if err != nil {
 		log.FromContext(ctx).Error(err, "Finding the classes of a ConfigMap", "configMap", klogRef(o.GetNamespace(), o.GetName()))

@@ -1,11 +1,13 @@
 package controllers_test
 
 import (
+	"encoding/json"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -13,7 +15,9 @@ import (
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/controllers"
+	"github.com/kubegate/istio-gateway-operator/pkg/meshconfig"
 	"github.com/kubegate/istio-gateway-operator/test/apicounter"
+	"github.com/kubegate/istio-gateway-operator/test/localcluster"
 )
 
 // istiodFieldManager is the manager istiod's status writes are recorded under (its
@@ -42,6 +46,9 @@ var _ = Describe("Beside istiod", Ordered, func() {
 		gw.Labels = map[string]string{v1alpha1.RevisionLabel: rev}
 		gw.Spec.Infrastructure = parametersRef("options")
 		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
+		// Gone before the instance is: a Gateway left labelled for an uninstalled revision
+		// would be reported on by the suite's instance whenever the installed set changes.
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, gw)).To(Succeed()) })
 	})
 
 	It("generates the objects and writes only its own conditions, leaving Accepted, Programmed, listeners and addresses to istiod", func() {
@@ -50,11 +57,10 @@ var _ = Describe("Beside istiod", Ordered, func() {
 			gw := gateway(g, ns, "gw")
 			g.Expect(condition(gw, "gateway.istio.io/ResourcesApplied")).To(haveCondition(metav1.ConditionTrue, "Applied", 1))
 			g.Expect(condition(gw, "gateway.istio.io/CustomizationsApplied")).To(haveCondition(metav1.ConditionTrue, "Applied", 1))
-			// What the API server defaults, untouched.
-			g.Expect(condition(gw, "Accepted")).To(HaveField("Reason", "Pending"))
-			g.Expect(condition(gw, "Programmed")).To(HaveField("Reason", "Pending"))
-			g.Expect(gw.Status.Listeners).To(BeEmpty())
-			g.Expect(gw.Status.Addresses).To(BeEmpty())
+			g.Expect(statusFieldsOf(g, gw, v1alpha1.FieldManagerFor(rev))).To(ConsistOf(
+				`f:conditions/k:{"type":"gateway.istio.io/CustomizationsApplied"}`,
+				`f:conditions/k:{"type":"gateway.istio.io/ResourcesApplied"}`,
+			), "the operator owns its own conditions and nothing else of the status")
 		}).Should(Succeed())
 	})
 
@@ -139,6 +145,31 @@ var _ = Describe("Beside istiod", Ordered, func() {
 	})
 })
 
+// statusFieldsOf lists the top-level status fields a field manager owns, with the keys of
+// the list entries (conditions) it owns: "f:addresses", `f:conditions/k:{"type":"Accepted"}`.
+func statusFieldsOf(g Gomega, gw *gatewayv1.Gateway, manager string) []string {
+	var out []string
+	for _, e := range gw.ManagedFields {
+		if e.Manager != manager || e.Subresource != "status" || e.FieldsV1 == nil {
+			continue
+		}
+		var fields map[string]map[string]map[string]any
+		g.Expect(json.Unmarshal(e.FieldsV1.Raw, &fields)).To(Succeed())
+		for field, entries := range fields["f:status"] {
+			if field != "f:conditions" {
+				out = append(out, field)
+				continue
+			}
+			for k := range entries {
+				if k != "." {
+					out = append(out, field+"/"+k)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // setCondition replaces or adds a condition by type, as a status writer does.
 func setCondition(gw *gatewayv1.Gateway, c metav1.Condition) {
 	for i := range gw.Status.Conditions {
@@ -150,3 +181,89 @@ func setCondition(gw *gatewayv1.Gateway, c metav1.Condition) {
 	gw.Status.Conditions = append(gw.Status.Conditions, c)
 }
 
+var _ = Describe("Proxies from the revision's own configuration", Ordered, func() {
+	// Ranked below "default" (names order alphabetically), so that the suite's own instance
+	// keeps every unlabelled Gateway meanwhile.
+	const ns, rev = "revision-config", "canary"
+	var requests *apicounter.Counter
+	envOf := func(g Gomega) map[string]string {
+		out := map[string]string{}
+		for _, e := range deployment(g, ns, "gw-istio").Spec.Template.Spec.Containers[0].Env {
+			out[e.Name] = e.Value
+		}
+		return out
+	}
+
+	BeforeAll(func() {
+		createNamespace(ns)
+		for _, cm := range localcluster.IstioRevisionConfigMaps(systemNamespace, rev) {
+			if cm.Name == meshconfig.MeshConfigMapName(rev) {
+				cm.Data[meshconfig.MeshKey] = "trustDomain: corp.example.org\ndefaultConfig:\n  proxyMetadata:\n    ISTIO_META_DNS_CAPTURE: \"true\"\n"
+			} else {
+				cm.Data[meshconfig.ValuesKey] = `{"revision":"canary","global":{"hub":"mcr.microsoft.com/oss/istio","tag":"1.26.3","meshID":"corp-mesh","network":"net-west","multiCluster":{"clusterName":"cluster-west"}}}`
+			}
+			Expect(k8sClient.Create(ctx, cm)).To(Succeed())
+			DeferCleanup(func() { Expect(k8sClient.Delete(ctx, cm)).To(Succeed()) })
+		}
+		requests = apicounter.New()
+		done := make(chan struct{})
+		_, cancel := runInstance(rev, 10*time.Second, requests, done, nil, func(o *controllers.Options) { o.ProxyImage = "" })
+		DeferCleanup(func() {
+			cancel()
+			Eventually(done).Should(BeClosed())
+			lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: systemNamespace, Name: controllers.RevisionLeaseName(rev)}}
+			Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, lease))).To(Succeed())
+		})
+		gw := httpGateway(ns, "gw")
+		gw.Labels = map[string]string{v1alpha1.RevisionLabel: rev}
+		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, gw)).To(Succeed()) })
+	})
+
+	It("renders the image, trust domain, mesh, cluster and network the revision names", func() {
+		Eventually(func(g Gomega) {
+			d := deployment(g, ns, "gw-istio")
+			g.Expect(d.Spec.Template.Spec.Containers[0].Image).To(Equal("mcr.microsoft.com/oss/istio/proxyv2:1.26.3"))
+			g.Expect(d.Spec.Template.Labels).To(HaveKeyWithValue("topology.istio.io/network", "net-west"))
+			g.Expect(envOf(g)).To(SatisfyAll(
+				HaveKeyWithValue("TRUST_DOMAIN", "corp.example.org"),
+				HaveKeyWithValue("ISTIO_META_MESH_ID", "corp-mesh"),
+				HaveKeyWithValue("ISTIO_META_CLUSTER_ID", "cluster-west"),
+				HaveKeyWithValue("ISTIO_META_NETWORK", "net-west"),
+				HaveKeyWithValue("ISTIO_META_DNS_CAPTURE", "true"),
+				HaveKeyWithValue("CA_ADDR", "istiod-canary.aks-istio-system.svc:15012"),
+			))
+		}).Should(Succeed())
+	})
+
+	It("rolls the proxies with one write per Deployment when the revision's mesh config changes", func() {
+		requests.Reset()
+		updateConfigMap(systemNamespace, meshconfig.MeshConfigMapName(rev), map[string]string{meshconfig.MeshKey: "trustDomain: corp2.example.org\n"})
+		Eventually(func(g Gomega) {
+			g.Expect(envOf(g)).To(HaveKeyWithValue("TRUST_DOMAIN", "corp2.example.org"))
+			g.Expect(envOf(g)).NotTo(HaveKey("ISTIO_META_DNS_CAPTURE"))
+		}).Should(Succeed())
+		Consistently(func(g Gomega) {
+			g.Expect(requests.WritesIn(ns)).To(Equal(map[string]int{"PATCH deployments": 1}))
+		}).Should(Succeed())
+	})
+
+	It("reports a missing injector ConfigMap instead of guessing the image, and changes nothing", func() {
+		before := &corev1.ConfigMap{}
+		Expect(k8sClient.Get(ctx, key(systemNamespace, meshconfig.InjectorConfigMapName(rev)), before)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, before)).To(Succeed())
+		Eventually(func(g Gomega) {
+			gw := gateway(g, ns, "gw")
+			c := condition(gw, "gateway.istio.io/ResourcesApplied")
+			g.Expect(c).To(haveCondition(metav1.ConditionFalse, "RevisionConfigInvalid", 1))
+			g.Expect(c.Message).To(ContainSubstring("ConfigMap aks-istio-system/istio-sidecar-injector-canary does not exist"))
+			g.Expect(condition(gw, "Programmed").Status).To(Equal(metav1.ConditionFalse))
+		}).Should(Succeed())
+		restored := before.DeepCopy()
+		restored.ResourceVersion, restored.UID = "", ""
+		Expect(k8sClient.Create(ctx, restored)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(condition(gateway(g, ns, "gw"), "gateway.istio.io/ResourcesApplied")).To(haveCondition(metav1.ConditionTrue, "Applied", 1))
+		}).Should(Succeed())
+	})
+})

@@ -21,9 +21,6 @@ import (
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 )
 
-// DefaultProxyImage is the proxy of the default revision (Istio 1.26, as asm-1-26 ships).
-const DefaultProxyImage = "docker.io/istio/proxyv2:1.26.3"
-
 // DefaultMaxConcurrentReconciles lets a few Gateways converge at once without crowding a
 // small control plane.
 const DefaultMaxConcurrentReconciles = 4
@@ -55,7 +52,8 @@ type Options struct {
 	SystemNamespace string
 	// Revision is the control-plane revision this instance serves; empty is "default".
 	Revision string
-	// ProxyImage is the image of the revision's gateway proxy.
+	// ProxyImage overrides the proxy image the revision's injector values name; with it,
+	// the injector ConfigMap may be missing.
 	ProxyImage string
 	// MaxConcurrentReconciles is how many Gateways are reconciled in parallel; zero means
 	// DefaultMaxConcurrentReconciles.

@@ -80,6 +80,8 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		configMaps:   newConfigMapSource(mgr.GetClient(), mgr.GetAPIReader()),
 		certificates: newCertificateSource(mgr.GetClient(), mgr.GetAPIReader()),
 		istiod:       &istiodDeploymentWatch{reader: mgr.GetClient(), recorder: rec, namespace: opts.SystemNamespace, revision: opts.Revision},
+		revisionConfig: &revisionConfigSource{metadata: mgr.GetClient(), live: mgr.GetAPIReader(),
+			namespace: opts.SystemNamespace, revision: opts.Revision, imageOverride: opts.ProxyImage},
 	}
 	if err := gateways.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the Gateway controller: %w", err)

@@ -58,7 +58,7 @@ func run(args []string) error {
 	fs.StringVar(&opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: class defaults, istiod and the leader Lease live here.")
 	fs.StringVar(&opts.Revision, "revision", "", "Control-plane revision this instance serves (for example asm-1-26); empty serves the default revision.")
 	fs.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", controllers.DefaultMaxConcurrentReconciles, "Gateways reconciled in parallel.")
-	fs.StringVar(&opts.ProxyImage, "proxy-image", controllers.DefaultProxyImage, "Istio proxy image the gateway pods of this revision run.")
+	fs.StringVar(&opts.ProxyImage, "proxy-image", "", "Override of the proxy image, which otherwise comes from the revision's injector values (ConfigMap istio-sidecar-injector[-<revision>]).")
 	// controller-runtime registers --kubeconfig on the default FlagSet; expose it here too.
 	if kubeconfig := flag.CommandLine.Lookup("kubeconfig"); kubeconfig != nil {
 		fs.Var(kubeconfig.Value, kubeconfig.Name, kubeconfig.Usage)

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/test/localcluster"
 )
@@ -82,6 +84,15 @@ func run() (int, error) {
 		}
 	}()
 	if err := cluster.WriteKubeconfig(*kubeconfig); err != nil {
+		return 1, err
+	}
+	// The default revision's mesh and injector ConfigMaps, as Istio's chart installs them:
+	// the operator renders the proxies from them (--proxy-image overrides the image).
+	admin, err := client.New(cluster.Config, client.Options{})
+	if err != nil {
+		return 1, fmt.Errorf("creating the admin client: %w", err)
+	}
+	if err := localcluster.InstallIstioRevision(ctx, admin, *systemNS, ""); err != nil {
 		return 1, err
 	}
 	defer os.Remove(*kubeconfig)

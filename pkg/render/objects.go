@@ -1,9 +1,9 @@
 package render
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -17,6 +17,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/meshconfig"
 	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
 
@@ -42,8 +43,11 @@ func deployment(in Inputs, meta metav1.ObjectMeta, labels, annotations map[strin
 		"prometheus.io/port":   fmt.Sprint(metricsPort),
 		"prometheus.io/scrape": "true",
 	})
-	discovery := DiscoveryAddress(in.Revision, in.SystemNamespace)
-	proxyConfig, _ := json.Marshal(map[string]string{"discoveryAddress": discovery})
+	if in.Proxy.Network != "" {
+		if _, set := podLabels[networkLabel]; !set {
+			podLabels[networkLabel] = in.Proxy.Network
+		}
+	}
 
 	return &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
@@ -62,7 +66,7 @@ func deployment(in Inputs, meta metav1.ObjectMeta, labels, annotations map[strin
 					},
 					Containers: []corev1.Container{{
 						Name:  v1alpha1.ProxyContainerName,
-						Image: in.ProxyImage,
+						Image: in.Proxy.Image,
 						Args: []string{
 							"proxy", "router",
 							"--domain", "$(POD_NAMESPACE).svc.cluster.local",
@@ -70,7 +74,7 @@ func deployment(in Inputs, meta metav1.ObjectMeta, labels, annotations map[strin
 							"--proxyComponentLogLevel", "misc:error",
 							"--log_output_level", "default:info",
 						},
-						Env: proxyEnv(meta.Name, discovery, string(proxyConfig)),
+						Env: proxyEnv(meta.Name, in.Proxy, podLabels[networkLabel]),
 						Ports: []corev1.ContainerPort{
 							{Name: "metrics", ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP},
 							{Name: "status-port", ContainerPort: StatusPort, Protocol: corev1.ProtocolTCP},
@@ -142,26 +146,48 @@ func resourceEnv(name, res string) corev1.EnvVar {
 	}}
 }
 
-func proxyEnv(deploymentName, discovery, proxyConfig string) []corev1.EnvVar {
-	return []corev1.EnvVar{
-		{Name: "PILOT_CERT_PROVIDER", Value: "istiod"},
-		{Name: "CA_ADDR", Value: discovery},
+// networkLabel names the mesh network a pod is in; a Gateway's own label overrides the
+// revision's network, as in istiod's template.
+const networkLabel = "topology.istio.io/network"
+
+// proxyEnv is the istio-proxy container's environment in the order of istiod's gateway
+// template, with the revision's identity: cluster, network, mesh and trust domain.
+func proxyEnv(deploymentName string, proxy meshconfig.Proxy, network string) []corev1.EnvVar {
+	env := []corev1.EnvVar{
+		{Name: "PILOT_CERT_PROVIDER", Value: proxy.PilotCertProvider},
+		{Name: "CA_ADDR", Value: proxy.CAAddress},
 		fieldEnv("POD_NAME", "metadata.name"),
 		fieldEnv("POD_NAMESPACE", "metadata.namespace"),
 		fieldEnv("INSTANCE_IP", "status.podIP"),
 		fieldEnv("SERVICE_ACCOUNT", "spec.serviceAccountName"),
 		fieldEnv("HOST_IP", "status.hostIP"),
 		resourceEnv("ISTIO_CPU_LIMIT", "limits.cpu"),
-		{Name: "PROXY_CONFIG", Value: proxyConfig},
+		{Name: "PROXY_CONFIG", Value: proxy.ProxyConfig},
 		{Name: "ISTIO_META_POD_PORTS", Value: "[]"},
+		{Name: "ISTIO_META_APP_CONTAINERS"},
 		resourceEnv("GOMEMLIMIT", "limits.memory"),
 		resourceEnv("GOMAXPROCS", "limits.cpu"),
-		{Name: "ISTIO_META_CLUSTER_ID", Value: defaultClusterID},
+		{Name: "ISTIO_META_CLUSTER_ID", Value: proxy.ClusterID},
 		fieldEnv("ISTIO_META_NODE_NAME", "spec.nodeName"),
 		{Name: "ISTIO_META_INTERCEPTION_MODE", Value: "REDIRECT"},
-		{Name: "ISTIO_META_WORKLOAD_NAME", Value: deploymentName},
-		{Name: "ISTIO_META_OWNER", Value: "kubernetes://apis/apps/v1/namespaces/$(POD_NAMESPACE)/deployments/" + deploymentName},
 	}
+	if network != "" {
+		env = append(env, corev1.EnvVar{Name: "ISTIO_META_NETWORK", Value: network})
+	}
+	env = append(env,
+		corev1.EnvVar{Name: "ISTIO_META_WORKLOAD_NAME", Value: deploymentName},
+		corev1.EnvVar{Name: "ISTIO_META_OWNER", Value: "kubernetes://apis/apps/v1/namespaces/$(POD_NAMESPACE)/deployments/" + deploymentName},
+	)
+	if proxy.MeshID != "" {
+		env = append(env, corev1.EnvVar{Name: "ISTIO_META_MESH_ID", Value: proxy.MeshID})
+	}
+	if proxy.TrustDomain != "" {
+		env = append(env, corev1.EnvVar{Name: "TRUST_DOMAIN", Value: proxy.TrustDomain})
+	}
+	for _, name := range slices.Sorted(maps.Keys(proxy.ProxyMetadata)) {
+		env = append(env, corev1.EnvVar{Name: name, Value: proxy.ProxyMetadata[name]})
+	}
+	return env
 }
 
 func proxyVolumes() []corev1.Volume {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/pkg/customize"
+	"github.com/kubegate/istio-gateway-operator/pkg/meshconfig"
 )
 
 // Inputs is everything the generated resources depend on.
@@ -25,10 +26,9 @@ type Inputs struct {
 	Gateway *gatewayv1.Gateway
 	// Revision is the control-plane revision that owns the Gateway; empty is the default one.
 	Revision string
-	// SystemNamespace is where istiod of the revision runs.
-	SystemNamespace string
-	// ProxyImage is the revision's proxy image.
-	ProxyImage string
+	// Proxy is what the revision's own configuration says the proxies run with (image,
+	// trust domain, mesh and cluster IDs, network, proxy config); see pkg/meshconfig.
+	Proxy meshconfig.Proxy
 	// Layers are the customizations, lowest precedence first: class level, then Gateway level.
 	Layers []*customize.Set
 }
@@ -57,7 +57,6 @@ const (
 	proxyUID                       int64 = 1337
 	tokenExpirationSeconds         int64 = 43200
 	reservedGatewayAPIPrefix             = "gateway.networking.k8s.io/"
-	defaultClusterID                     = "Kubernetes"
 	caRootCertConfigMap                  = "istio-ca-root-cert"
 	tokenAudience                        = "istio-ca"
 	defaultRevisionAnnotationValue       = "default"
@@ -68,16 +67,6 @@ const mergedSource = "the merged class and Gateway customizations"
 // Name is the name of every resource generated for a Gateway: "<gateway>-istio".
 func Name(gatewayName string) string {
 	return gatewayName + "-" + v1alpha1.GeneratedNameSuffix
-}
-
-// DiscoveryAddress is the istiod endpoint of a revision, where proxies get configuration
-// and certificates.
-func DiscoveryAddress(revision, systemNamespace string) string {
-	service := "istiod"
-	if revision != "" {
-		service += "-" + revision
-	}
-	return fmt.Sprintf("%s.%s.svc:%d", service, systemNamespace, xdsPort)
 }
 
 // Render computes the desired resources. Its errors are the user's to fix (a merged

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/pkg/customize"
+	"github.com/kubegate/istio-gateway-operator/pkg/meshconfig"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/ with the current output")
@@ -85,7 +86,34 @@ func layer(t *testing.T, source, data string) *customize.Set {
 }
 
 func inputs(gw *gatewayv1.Gateway, layers ...*customize.Set) Inputs {
-	return Inputs{Gateway: gw, SystemNamespace: "aks-istio-system", ProxyImage: "docker.io/istio/proxyv2:1.26.3", Layers: layers}
+	return Inputs{Gateway: gw, Proxy: revisionProxy(""), Layers: layers}
+}
+
+// revisionMesh and revisionValues are a revision's mesh config and injector values as
+// Istio's chart writes them for a multi-cluster, multi-network mesh.
+const (
+	revisionMesh = `trustDomain: corp.example.org
+defaultConfig:
+  discoveryAddress: istiod-asm-1-26.aks-istio-system.svc:15012
+  meshId: corp-mesh
+  proxyMetadata:
+    ISTIO_META_DNS_CAPTURE: "true"
+    BOOTSTRAP_XDS_AGENT: "true"
+  image:
+    imageType: distroless
+`
+	revisionValues = `{"revision":"asm-1-26","global":{"hub":"mcr.microsoft.com/oss/istio","tag":"1.26.3","meshID":"corp-mesh",
+"network":"net-west","multiCluster":{"clusterName":"cluster-west"},"istioNamespace":"aks-istio-system","pilotCertProvider":"istiod"}}`
+)
+
+// revisionProxy is what a revision installed by Istio's chart in aks-istio-system says its
+// proxies run with (hub docker.io/istio, tag 1.26.3), with Istio's defaults otherwise.
+func revisionProxy(revision string) meshconfig.Proxy {
+	p, err := meshconfig.Parse("", `{"global":{"hub":"docker.io/istio","tag":"1.26.3"}}`, revision, "aks-istio-system")
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 func TestRenderGolden(t *testing.T) {
@@ -136,6 +164,7 @@ func TestRenderGolden(t *testing.T) {
 		{"infrastructure-and-revision", func(t *testing.T) Inputs {
 			in := inputs(withInfrastructure, layer(t, "aks-istio-system/istio-gateway-class-defaults", classDefaults))
 			in.Revision = "asm-1-26"
+			in.Proxy = revisionProxy("asm-1-26")
 			return in
 		}},
 		{"proxy-container-and-scheduling", func(t *testing.T) Inputs {
@@ -167,6 +196,17 @@ service: |
 		}},
 		{"many-listeners", func(t *testing.T) Inputs { return inputs(manyListeners) }},
 		{"unservable-listeners", func(t *testing.T) Inputs { return inputs(unservable) }},
+		{"revision-identity", func(t *testing.T) Inputs {
+			// A multi-cluster, multi-network mesh with its own trust domain, as the
+			// revision's mesh config and injector values say it.
+			proxy, err := meshconfig.Parse(revisionMesh, revisionValues, "asm-1-26", "aks-istio-system")
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := inputs(walkthroughGateway())
+			in.Revision, in.Proxy = "asm-1-26", proxy
+			return in
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

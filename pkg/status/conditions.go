@@ -56,6 +56,9 @@ const (
 	ReasonRefused = "Refused"
 	// ReasonPending mirrors Gateway API's reason while writes are retried after API errors.
 	ReasonPending = string(gatewayv1.GatewayReasonPending)
+	// ReasonRevisionConfigInvalid: the revision's own configuration (istiod's mesh and
+	// injector ConfigMaps) is missing or malformed, so the proxies cannot be rendered.
+	ReasonRevisionConfigInvalid = "RevisionConfigInvalid"
 	// ReasonIstiodDeploymentController: istiod's own gateway deployment controller generates
 	// the same objects, so the operator stands back until it is turned off.
 	ReasonIstiodDeploymentController = "IstiodDeploymentController"

@@ -478,6 +478,8 @@ func startOperator(cfg config, cluster *localcluster.Cluster, n int) (*operator,
 		"--pprof-bind-address="+pprofAddr,
 		"--enable-webhooks=false",
 		"--status-mode=standalone",
+		// No revision is installed here: the image the benchmark's proxies would run.
+		"--proxy-image=docker.io/istio/proxyv2:1.26.3",
 		"--zap-log-level=error",
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

@@ -12,6 +12,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kubegate/istio-gateway-operator/pkg/meshconfig"
 	"github.com/kubegate/istio-gateway-operator/pkg/render"
 )
 
@@ -36,7 +37,7 @@ func TestGatewayPodsPassTheRestrictedPodSecurityStandard(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "httpbin-gateway", Namespace: "default", UID: types.UID("u")},
 		Spec:       gatewayv1.GatewaySpec{GatewayClassName: "istio", Listeners: []gatewayv1.Listener{{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType}}},
 	}
-	res, err := render.Render(render.Inputs{Gateway: gw, SystemNamespace: "aks-istio-system", ProxyImage: "proxy"})
+	res, err := render.Render(render.Inputs{Gateway: gw, Proxy: meshconfig.Proxy{Image: "proxy"}})
 	if err != nil {
 		t.Fatal(err)
 	}

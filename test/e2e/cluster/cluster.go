@@ -185,6 +185,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.createAll(ctx, manifests.rbac); err != nil {
 		return c, err
 	}
+	// The default revision, as Istio's chart installs it: the operator renders the proxies
+	// from its mesh config and injector values.
+	if err := localcluster.InstallIstioRevision(ctx, c.admin, v1alpha1.DefaultSystemNamespace, ""); err != nil {
+		return c, err
+	}
 	if err := c.startNodes(ctx, p, opts.Nodes); err != nil {
 		return c, err
 	}
