@@ -17,8 +17,15 @@ var apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "API requests made by the operator, by verb (WATCH for watches) and resource.",
 }, []string{"verb", "resource"})
 
+// contentionStops counts the write wars the operator ended by no longer applying an object
+// that another writer kept changing back.
+var contentionStops = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "istio_gateway_operator_contention_stops_total",
+	Help: "Generated objects the operator stopped applying because another field manager kept changing them back, by kind.",
+}, []string{"kind"})
+
 func init() {
-	ctrlmetrics.Registry.MustRegister(apiRequests)
+	ctrlmetrics.Registry.MustRegister(apiRequests, contentionStops)
 }
 
 // InstrumentConfig returns a copy of cfg whose requests are counted in

@@ -31,6 +31,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/contention"
 	"github.com/kubegate/istio-gateway-operator/pkg/customize"
 	"github.com/kubegate/istio-gateway-operator/pkg/render"
 	"github.com/kubegate/istio-gateway-operator/pkg/revision"
@@ -53,6 +54,10 @@ type GatewayReconciler struct {
 	certificates   *certificateSource
 	istiod         *istiodDeploymentWatch
 	revisionConfig *revisionConfigSource
+	// contention stops re-applying an object that another writer keeps changing back;
+	// contendedBy keeps, per stopped object (syncKey), what to report about it.
+	contention  *contention.Guard
+	contendedBy sync.Map
 	// failingSince holds, per Gateway whose writes fail with transient API errors, when
 	// the failures began (types.NamespacedName -> time.Time).
 	failingSince sync.Map
@@ -108,6 +113,9 @@ type outcome struct {
 	// unsupportedAddress is set when spec.addresses holds an address the operator cannot
 	// request; nothing was applied.
 	unsupportedAddress string
+	// contended is set when another writer kept changing generated objects back and the
+	// operator stopped applying them.
+	contended string
 	// revisionConfig is set when the revision's own configuration (istiod's mesh and
 	// injector ConfigMaps) cannot give the proxies' settings; nothing was applied.
 	revisionConfig string
@@ -389,7 +397,7 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 			strings.Join(conflicts, ", "), v1alpha1.ManagedLabelValue, v1alpha1.ManagedLabel)
 		return r.observeService(ctx, gw, out)
 	}
-	var failures []string
+	var failures, contended []string
 	for i, d := range objects {
 		if d.object == nil {
 			if live[i] == nil {
@@ -415,11 +423,20 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 		key := syncKey{d.kind.name, name.Namespace, name.Name}
 		digest := sha256.Sum256(sent)
 		if live[i] != nil {
-			same := false
+			if r.contention.Stopped(key.String(), gw.Generation) {
+				if message, ok := r.contendedBy.Load(key); ok {
+					contended = append(contended, message.(string))
+				}
+				continue
+			}
+			r.contendedBy.Delete(key)
+			same, matchedBefore := false, false
 			var owned any
 			if known, ok := r.inSync.Load(key); ok {
 				st := known.(syncState)
 				same = st.resourceVersion == live[i].GetResourceVersion() && st.digest == digest
+				// The object matched this very desired state before: someone else changed it.
+				matchedBefore = st.digest == digest
 			}
 			if !same {
 				if owned, err = ssa.Owned(live[i], r.FieldManager); err != nil {
@@ -440,6 +457,15 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 				if d.kind.name == serviceKind.name {
 					out.service = live[i].(*corev1.Service)
 				}
+				continue
+			}
+			if matchedBefore && r.contention.Reapply(key.String(), gw.Generation, time.Now()) {
+				message := contentionMessage(d.kind.name, name, otherWriter(live[i], r.FieldManager), r.contention)
+				logger.Info("Another writer keeps changing a generated object back; no longer applying it", "kind", d.kind.name,
+					"object", klogRef(name.Namespace, name.Name), "fieldManager", otherWriter(live[i], r.FieldManager))
+				contentionStops.WithLabelValues(d.kind.name).Inc()
+				r.contendedBy.Store(key, message)
+				contended = append(contended, message)
 				continue
 			}
 			logger.V(1).Info("Applying changed generated object", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name),
@@ -472,7 +498,36 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 	if len(failures) > 0 {
 		out.applyErr = strings.Join(failures, "; ")
 	}
+	if len(contended) > 0 {
+		out.contended = strings.Join(contended, "; ")
+	}
 	return nil
+}
+
+// String names the object, as the contention guard keys it.
+func (k syncKey) String() string { return k.kind + " " + k.namespace + "/" + k.name }
+
+// otherWriter names the field manager that changed an object last, other than this one.
+func otherWriter(obj client.Object, self string) string {
+	var latest metav1.ManagedFieldsEntry
+	for _, e := range obj.GetManagedFields() {
+		if e.Manager == self || e.Subresource != "" || e.Time == nil {
+			continue
+		}
+		if latest.Time == nil || latest.Time.Before(e.Time) {
+			latest = e
+		}
+	}
+	if latest.Manager == "" {
+		return "unknown"
+	}
+	return latest.Manager
+}
+
+func contentionMessage(kind string, name types.NamespacedName, writer string, guard *contention.Guard) string {
+	return fmt.Sprintf("%s %s was changed back %d times within %s, last by field manager %q; the operator stopped applying it to end the write war: "+
+		"stop the other writer (istiod's gateway deployment controller: PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER=false), then change the Gateway to resume",
+		kind, name, guard.Limit, guard.Window, writer)
 }
 
 // responseResourceVersion reads the resourceVersion an apply response put into an apply
@@ -511,7 +566,10 @@ func serviceFromResponse(ac runtime.ApplyConfiguration) (*corev1.Service, error)
 func (r *GatewayReconciler) forget(gateway types.NamespacedName) {
 	r.failingSince.Delete(gateway)
 	for _, kind := range generatedKinds {
-		r.inSync.Delete(syncKey{kind.name, gateway.Namespace, render.Name(gateway.Name)})
+		key := syncKey{kind.name, gateway.Namespace, render.Name(gateway.Name)}
+		r.inSync.Delete(key)
+		r.contendedBy.Delete(key)
+		r.contention.Forget(key.String())
 	}
 }
 

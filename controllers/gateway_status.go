@@ -27,7 +27,7 @@ func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, in status.ListenerInputs
 	gen := gw.Generation
 	addresses := serviceAddresses(out.service)
 	in.Programmed = out.notInstalled == "" && out.istiodDeploying == "" && out.revisionConfig == "" && out.invalid == "" && out.unsupportedAddress == "" && out.conflict == "" &&
-		out.applyErr == "" && out.retrying == "" && len(addresses) > 0 && unusableAddressMessage(gw, out.service) == ""
+		out.applyErr == "" && out.contended == "" && out.retrying == "" && len(addresses) > 0 && unusableAddressMessage(gw, out.service) == ""
 	listeners := status.Listeners(gw, in)
 
 	accepted := status.Condition(string(gatewayv1.GatewayConditionAccepted), true, string(gatewayv1.GatewayReasonAccepted),
@@ -80,6 +80,8 @@ func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, in status.ListenerInputs
 	case out.applyErr != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid),
 			"The API server refused a generated resource: "+out.applyErr, gen)
+	case out.contended != "":
+		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid), out.contended, gen)
 	case out.retrying != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonPending),
 			"Retrying with backoff after API errors: "+out.retrying, gen)
@@ -133,6 +135,8 @@ func resourcesCondition(out *outcome, revision string, gen int64) metav1.Conditi
 		return cond(false, status.ReasonNameTaken, out.conflict)
 	case out.applyErr != "":
 		return cond(false, status.ReasonRefused, "The API server refused a generated resource: "+out.applyErr)
+	case out.contended != "":
+		return cond(false, status.ReasonContended, out.contended)
 	case out.retrying != "":
 		return cond(false, status.ReasonPending, "Retrying with backoff after API errors: "+out.retrying)
 	}

@@ -237,7 +237,11 @@ var _ = Describe("Proxies from the revision's own configuration", Ordered, func(
 	})
 
 	It("rolls the proxies with one write per Deployment when the revision's mesh config changes", func() {
-		requests.Reset()
+		// Let the Gateway's first convergence finish: writes stop.
+		Eventually(func(g Gomega) {
+			requests.Reset()
+			g.Consistently(func() map[string]int { return requests.WritesIn(ns) }, "2s").Should(BeEmpty())
+		}, "30s").Should(Succeed())
 		updateConfigMap(systemNamespace, meshconfig.MeshConfigMapName(rev), map[string]string{meshconfig.MeshKey: "trustDomain: corp2.example.org\n"})
 		Eventually(func(g Gomega) {
 			g.Expect(envOf(g)).To(HaveKeyWithValue("TRUST_DOMAIN", "corp2.example.org"))

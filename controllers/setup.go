@@ -21,6 +21,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/contention"
 	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
 
@@ -61,7 +62,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := indexer.IndexField(ctx, &gatewayv1.HTTPRoute{}, HTTPRouteParentIndex, httpRouteParentKeys); err != nil {
 		return fmt.Errorf("indexing HTTPRoutes by parent: %w", err)
 	}
-	rec := mgr.GetEventRecorder(EventRecorderName)
+	rec := newDedupRecorder(mgr.GetEventRecorder(EventRecorderName), EventWindow)
 	revisions := NewRevisionRegistry(mgr.GetClient(), mgr.GetCache(), opts)
 	if err := mgr.Add(revisions); err != nil {
 		return fmt.Errorf("adding the revision registry: %w", err)
@@ -80,6 +81,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		configMaps:   newConfigMapSource(mgr.GetClient(), mgr.GetAPIReader()),
 		certificates: newCertificateSource(mgr.GetClient(), mgr.GetAPIReader()),
 		istiod:       &istiodDeploymentWatch{reader: mgr.GetClient(), recorder: rec, namespace: opts.SystemNamespace, revision: opts.Revision},
+		contention:   contention.New(),
 		revisionConfig: &revisionConfigSource{metadata: mgr.GetClient(), live: mgr.GetAPIReader(),
 			namespace: opts.SystemNamespace, revision: opts.Revision, imageOverride: opts.ProxyImage},
 	}

@@ -56,6 +56,9 @@ const (
 	ReasonRefused = "Refused"
 	// ReasonPending mirrors Gateway API's reason while writes are retried after API errors.
 	ReasonPending = string(gatewayv1.GatewayReasonPending)
+	// ReasonContended: another writer kept changing generated objects back, and the
+	// operator stopped applying them rather than keep a write war going.
+	ReasonContended = "Contended"
 	// ReasonRevisionConfigInvalid: the revision's own configuration (istiod's mesh and
 	// injector ConfigMaps) is missing or malformed, so the proxies cannot be rendered.
 	ReasonRevisionConfigInvalid = "RevisionConfigInvalid"
