@@ -187,7 +187,7 @@ func (r *GatewayClassReconciler) reportDefaultsByEvent(ctx context.Context, gc *
 	if err != nil {
 		return err
 	}
-	c := classConditions(gc, defaults, nil)[1]
+	c := meta.FindStatusCondition(classConditions(gc, defaults, nil), status.ConditionClassDefaultsResolved)
 	if c.Status != metav1.ConditionFalse {
 		r.reported.Delete(gc.UID)
 		return nil
