@@ -371,13 +371,7 @@ type recorder struct {
 // hook runs in each test's last cleanup (its own objects are already deleted; events and
 // the operator's log still tell what happened), concurrently for parallel tests.
 func (r *recorder) hook(t *testing.T, test suite.ConformanceTest, _ *suite.ConformanceTestSuite) {
-	o := passed
-	switch {
-	case t.Failed():
-		o = failed
-	case t.Skipped():
-		o = skipped
-	}
+	o := outcomeOf(t)
 	r.mu.Lock()
 	r.outcomes[test.ShortName] = o
 	r.mu.Unlock()
@@ -385,6 +379,18 @@ func (r *recorder) hook(t *testing.T, test suite.ConformanceTest, _ *suite.Confo
 		path := r.diagnose(test.ShortName)
 		t.Logf("Diagnostics in %s", path)
 	}
+}
+
+// outcomeOf reads how the suite left a test: failed, skipped (by the suite, for an
+// unsupported feature or an out-of-scope test), or passed.
+func outcomeOf(tb testing.TB) outcome {
+	switch {
+	case tb.Failed():
+		return failed
+	case tb.Skipped():
+		return skipped
+	}
+	return passed
 }
 
 // diagnose writes the environment's state to diagnostics-<name>.txt and returns its path.
