@@ -56,7 +56,34 @@ type Options struct {
 	WebhookManifests []string
 	// Output receives the child processes' logs; nil discards them.
 	Output *os.File
+	// AuditLog, when set, is where kube-apiserver writes one JSON line per write request
+	// (AuditPolicy), so that a test can tell who wrote what, however many processes write.
+	AuditLog string
 }
+
+// AuditPolicy records every mutating request to the Gateway API, the kinds the operator
+// generates, ConfigMaps and Events at Metadata level (who, what, when; no bodies), once the
+// response is complete. Reads and Leases (leader election renews every few seconds) are
+// left out.
+const AuditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+  resources:
+  - group: gateway.networking.k8s.io
+  - group: apps
+    resources: [deployments]
+  - group: ""
+    resources: [services, configmaps, events, serviceaccounts]
+  - group: autoscaling
+    resources: [horizontalpodautoscalers]
+  - group: policy
+    resources: [poddisruptionbudgets]
+  - group: events.k8s.io
+- level: None
+`
 
 // Cluster is a running local control plane.
 type Cluster struct {
@@ -106,6 +133,16 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	// Room for thousands of Services (envtest's default range holds 254).
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDR)
+	if opts.AuditLog != "" {
+		policy := opts.AuditLog + ".policy.yaml"
+		if err := os.WriteFile(policy, []byte(AuditPolicy), 0o644); err != nil {
+			return nil, fmt.Errorf("writing the audit policy: %w", err)
+		}
+		env.ControlPlane.GetAPIServer().Configure().
+			Set("audit-policy-file", policy).
+			Set("audit-log-path", opts.AuditLog).
+			Set("audit-log-format", "json")
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s: %w", assets, err)
@@ -181,12 +218,35 @@ func (c *Cluster) StartProcess(binary string, output *os.File, args ...string) e
 // StartProcessWithEnv is StartProcess with extra environment variables (KEY=value), for
 // a process that must not see the caller's KUBECONFIG.
 func (c *Cluster) StartProcessWithEnv(binary string, env []string, output *os.File, args ...string) error {
+	_, err := c.Launch(binary, env, output, args...)
+	return err
+}
+
+// Process is a child started with Launch, which its caller may end before the cluster
+// stops (a test that restarts a component with other settings).
+type Process struct {
+	ch *child
+}
+
+// Launch is StartProcessWithEnv for a process the caller ends itself with Stop; until then
+// an unexpected exit is reported through Failed as for any child.
+func (c *Cluster) Launch(binary string, env []string, output *os.File, args ...string) (*Process, error) {
 	cmd := exec.Command(binary, args...)
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
-	_, err := c.start(cmd, output)
-	return err
+	ch, err := c.start(cmd, output)
+	if err != nil {
+		return nil, err
+	}
+	return &Process{ch: ch}, nil
+}
+
+// Stop ends the process with SIGTERM (SIGKILL after grace) and waits for it; its exit is
+// not a failure of the cluster.
+func (p *Process) Stop(grace time.Duration) {
+	p.ch.stopped.Store(true)
+	p.ch.terminate(grace)
 }
 
 // terminate asks the process to stop with SIGTERM and kills it after grace.

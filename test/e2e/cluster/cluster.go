@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,7 +57,19 @@ type Options struct {
 	Nodes int
 	// ManagerArgs are extra flags for bin/manager.
 	ManagerArgs []string
+	// NoOperator leaves bin/manager unstarted (its RBAC and webhook configuration are still
+	// installed), for a suite that starts it itself with StartOperator, beside other
+	// controllers.
+	NoOperator bool
+	// CRDPaths are more CRD files or directories to install (Istio's own, say).
+	CRDPaths []string
+	// AuditLog asks the API server to log every write (localcluster.AuditPolicy) there.
+	AuditLog string
 }
+
+// StandaloneArgs put the operator in charge of all of the status, HTTPRoutes' included, as
+// it must be where no istiod runs (this environment, by default).
+var StandaloneArgs = []string{"--status-mode=standalone", "--route-status"}
 
 // Cluster is a running end-to-end environment.
 type Cluster struct {
@@ -76,6 +89,7 @@ type Cluster struct {
 	KubectlBinary string
 
 	admin      client.Client
+	paths      paths
 	healthAddr string
 	logs       []*os.File
 }
@@ -136,6 +150,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		ManagerLog:         filepath.Join(opts.Dir, "manager.log"),
 		ControlPlaneLog:    filepath.Join(opts.Dir, "control-plane.log"),
 		KubectlBinary:      filepath.Join(p.assets, "kubectl"),
+		paths:              p,
+	}
+	// A fresh log per environment: StartOperator appends, one start after another.
+	if err := os.Remove(c.ManagerLog); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("removing the previous %s: %w", c.ManagerLog, err)
 	}
 	defer func() {
 		if err != nil {
@@ -159,12 +178,13 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	c.Cluster, err = localcluster.Start(ctx, localcluster.Options{
 		AssetsDir:         p.assets,
-		CRDDirectoryPaths: []string{filepath.Join(p.e2eBin, "metallb-crds")},
+		CRDDirectoryPaths: append([]string{filepath.Join(p.e2eBin, "metallb-crds")}, opts.CRDPaths...),
 		Namespaces:        []string{v1alpha1.DefaultSystemNamespace, "metallb-system"},
 		ControllerManager: true,
 		Scheduler:         true,
 		WebhookManifests:  []string{webhookFile},
 		Output:            cpLog,
+		AuditLog:          opts.AuditLog,
 	})
 	if err != nil {
 		return c, err
@@ -199,7 +219,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err := c.writeOperatorKubeconfig(ctx); err != nil {
 		return c, err
 	}
-	if err := c.startManager(ctx, p, opts.ManagerArgs); err != nil {
+	if opts.NoOperator {
+		return c, nil
+	}
+	if _, err := c.StartOperator(ctx, append(slices.Clone(StandaloneArgs), opts.ManagerArgs...)...); err != nil {
 		return c, err
 	}
 	// The operator creates its GatewayClass at start; users begin once it is accepted.
@@ -385,16 +408,18 @@ func (c *Cluster) writeOperatorKubeconfig(ctx context.Context) error {
 	return nil
 }
 
-// startManager runs the shipped binary with leader election on, under the ServiceAccount's
-// token, and waits for /readyz, which includes the webhook server.
-func (c *Cluster) startManager(ctx context.Context, p paths, extra []string) error {
-	managerLog, err := c.openLog(c.ManagerLog)
+// StartOperator runs the shipped binary with leader election on, under the ServiceAccount's
+// token, with the given flags added (a status mode, say), and waits for /readyz, which
+// includes the webhook server. Each start appends to ManagerLog.
+func (c *Cluster) StartOperator(ctx context.Context, extra ...string) (*localcluster.Process, error) {
+	managerLog, err := os.OpenFile(c.ManagerLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("opening %s: %w", c.ManagerLog, err)
 	}
+	c.logs = append(c.logs, managerLog)
 	healthPort, err := freePort()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c.healthAddr = fmt.Sprintf("127.0.0.1:%d", healthPort)
 	_, webhookPort, certDir := c.WebhookServing()
@@ -406,16 +431,14 @@ func (c *Cluster) startManager(ctx context.Context, p paths, extra []string) err
 		"--health-probe-bind-address=" + c.healthAddr,
 		fmt.Sprintf("--webhook-port=%d", webhookPort),
 		"--webhook-cert-dir=" + certDir,
-		// No istiod runs here, so the operator writes all of the status, HTTPRoutes' too.
-		"--status-mode=standalone",
-		"--route-status",
 	}, extra...)
 	// KUBECONFIG cleared: the operator must not find the admin identity anywhere.
-	if err := c.StartProcessWithEnv(p.manager, []string{"KUBECONFIG="}, managerLog, args...); err != nil {
-		return err
+	process, err := c.Launch(c.paths.manager, []string{"KUBECONFIG="}, managerLog, args...)
+	if err != nil {
+		return nil, err
 	}
 	probe := &http.Client{Timeout: 2 * time.Second}
-	return c.poll(ctx, 60*time.Second, "the operator's /readyz", func() (bool, error) {
+	return process, c.poll(ctx, 60*time.Second, "the operator's /readyz", func() (bool, error) {
 		resp, err := probe.Get("http://" + c.healthAddr + "/readyz")
 		if err != nil {
 			return false, nil
