@@ -50,8 +50,8 @@ fmt: ## Format the code.
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: vet
-vet: ## Run go vet (the e2e and conformance suites included).
-	$(GO) vet -tags e2e,conformance ./...
+vet: ## Run go vet (the e2e, conformance and istiod suites included).
+	$(GO) vet -tags e2e,conformance,istio ./...
 
 .PHONY: lint
 lint: vet ## Check formatting, vet, and that generated manifests are up to date.
@@ -66,6 +66,10 @@ k8s-assets: ## Build etcd, kube-apiserver, kube-controller-manager, kube-schedul
 e2e-tools: ## Build kwok and MetalLB's controller from source into bin/e2e (no-op when present).
 	@hack/e2e-tools.sh $(BIN)/e2e
 
+.PHONY: istio-tools
+istio-tools: ## Build istiod (pilot-discovery) and istioctl from istio.io/istio through the module proxy into bin/istio, with Istio's CRDs (no-op when present).
+	@hack/istio-tools.sh $(BIN)/istio
+
 .PHONY: test
 test: test-integration test-e2e test-conformance ## Run every test: unit, envtest suites, the end-to-end suite, then the conformance tests.
 
@@ -76,6 +80,12 @@ test-integration: k8s-assets ## Run the unit tests and the envtest suites.
 .PHONY: test-e2e
 test-e2e: build k8s-assets e2e-tools ## Run the end-to-end suite: bin/manager on a control plane with kwok nodes and MetalLB, driven by kubectl.
 	$(GO) test -tags e2e ./test/e2e/ -count=1 -timeout 15m -v -ginkgo.v
+
+ISTIO_OBSERVE ?= 2m
+
+.PHONY: test-istio
+test-istio: build k8s-assets e2e-tools istio-tools ## Run the operator beside a real istiod in each documented setting and check who writes what (ISTIO_OBSERVE per scenario).
+	$(GO) test -tags istio ./test/istio/ -count=1 -timeout 30m -v -ginkgo.v -args -observe=$(ISTIO_OBSERVE)
 
 CONFORMANCE_ARGS ?=
 

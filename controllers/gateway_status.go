@@ -150,6 +150,12 @@ func customizationCondition(out *outcome, gen int64) metav1.Condition {
 	if out.invalid != "" {
 		return status.Condition(status.ConditionCustomizationsApplied, false, status.ReasonInvalidParameters, out.invalid, gen)
 	}
+	if out.istiodDeploying != "" {
+		// istiod generates the objects from its own template: none of the operator's
+		// rendering, customizations included, reaches them.
+		return status.Condition(status.ConditionCustomizationsApplied, false, status.ReasonIstiodDeploymentController,
+			"Not applied: istiod's own gateway deployment controller generates this Gateway's objects; see gateway.istio.io/ResourcesApplied", gen)
+	}
 	var dropped, adjusted []customize.Finding
 	for _, f := range out.findings {
 		if f.Source == "" {

@@ -114,6 +114,8 @@ var _ = Describe("Beside istiod", Ordered, func() {
 			c := condition(gateway(g, ns, "gw"), "gateway.istio.io/ResourcesApplied")
 			g.Expect(c).To(haveCondition(metav1.ConditionFalse, "IstiodDeploymentController", 2))
 			g.Expect(c.Message).To(ContainSubstring("set PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER=false on istiod of revision beside"))
+			g.Expect(condition(gateway(g, ns, "gw"), "gateway.istio.io/CustomizationsApplied")).To(haveCondition(metav1.ConditionFalse, "IstiodDeploymentController", 2),
+				"nothing of the operator's is applied while istiod generates the objects")
 			g.Expect(eventsFor(g, systemNamespace, lease.Name)).To(ContainElement(HaveField("Reason", "IstiodDeploymentController")))
 		}).Should(Succeed())
 
@@ -140,6 +142,7 @@ var _ = Describe("Beside istiod", Ordered, func() {
 		Expect(k8sClient.Delete(ctx, lease)).To(Succeed())
 		Eventually(func(g Gomega) {
 			g.Expect(condition(gateway(g, ns, "gw"), "gateway.istio.io/ResourcesApplied")).To(haveCondition(metav1.ConditionTrue, "Applied", 2))
+			g.Expect(condition(gateway(g, ns, "gw"), "gateway.istio.io/CustomizationsApplied")).To(haveCondition(metav1.ConditionTrue, "Applied", 2))
 			g.Expect(hpa(g, ns, "gw-istio").Spec.MaxReplicas).To(BeEquivalentTo(3))
 		}).Should(Succeed())
 	})

@@ -1,32 +1,25 @@
 #!/usr/bin/env bash
 # Builds Istio's own control plane from source through the Go module proxy (istio.io/istio is
 # served there as pseudo-versions of its main branch; no prebuilt binary is downloaded):
-# pilot-discovery (istiod) and istioctl, which renders the revision's manifests exactly as
-# `istioctl install` would apply them. Writes, beside the binaries:
-#   crds.yaml       Istio's CRDs (manifests/charts/base/files/crd-all.gen.yaml)
-#   manifest.yaml   the default revision for SYSTEM_NAMESPACE as `istioctl manifest generate`
-#                   renders it: test-istio installs its mesh config and injector ConfigMaps
-# Idempotent: a complete OUT_DIR for the same version is left alone.
+# pilot-discovery (istiod) and istioctl, which renders a revision's manifests exactly as
+# `istioctl install` would apply them (`make test-istio` takes istiod's settings and the
+# revision's ConfigMaps from it), and beside them crds.yaml, Istio's CRDs
+# (manifests/charts/base/files/crd-all.gen.yaml). Idempotent: a complete OUT_DIR for the
+# same version is left alone.
 #
 # Usage: hack/istio-tools.sh [OUT_DIR]
-#   ISTIO_VERSION     istio.io/istio module version (default: release-1.31 of 2026-08-27)
-#   SYSTEM_NAMESPACE  the control plane's namespace (default aks-istio-system)
-#   PROXY_HUB, PROXY_TAG  the proxy image the revision names (default docker.io/istio 1.26.3,
-#                     as test/localcluster's stand-in revision)
+#   ISTIO_VERSION     istio.io/istio module version (default: Istio's main branch of 2026-08-27)
 set -euo pipefail
 
 ISTIO_VERSION=${ISTIO_VERSION:-v0.0.0-20260827124520-eed52ebb66ad}
-SYSTEM_NAMESPACE=${SYSTEM_NAMESPACE:-aks-istio-system}
-PROXY_HUB=${PROXY_HUB:-docker.io/istio}
-PROXY_TAG=${PROXY_TAG:-1.26.3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$root/bin/istio}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-stamp="istio $ISTIO_VERSION namespace $SYSTEM_NAMESPACE proxy $PROXY_HUB:$PROXY_TAG"
+stamp="istio $ISTIO_VERSION"
 
 if [ -x "$out/pilot-discovery" ] && [ -x "$out/istioctl" ] && [ -f "$out/crds.yaml" ] \
-  && [ -f "$out/manifest.yaml" ] && [ "$(cat "$out/VERSIONS" 2>/dev/null)" = "$stamp" ]; then
+  && [ "$(cat "$out/VERSIONS" 2>/dev/null)" = "$stamp" ]; then
   echo "istio-tools: $out is complete"
   exit 0
 fi
@@ -47,13 +40,6 @@ istio_dir=$(go mod download -json "istio.io/istio@$ISTIO_VERSION" | sed -n 's/^[
   cat "$istio_dir/manifests/charts/base/files/crd-all.gen.yaml"
 } > "$tmp/crds.yaml"
 
-# The revision's ConfigMaps as istioctl renders them for this namespace and proxy image:
-# istiod reads its injection templates (kube-gateway among them) and values from them.
-"$tmp/istioctl" manifest generate --set profile=minimal \
-  --set "values.global.istioNamespace=$SYSTEM_NAMESPACE" \
-  --set "values.global.hub=$PROXY_HUB" --set "values.global.tag=$PROXY_TAG" \
-  > "$tmp/manifest.yaml"
-
-mv "$tmp/pilot-discovery" "$tmp/istioctl" "$tmp/crds.yaml" "$tmp/manifest.yaml" "$out/"
+mv "$tmp/pilot-discovery" "$tmp/istioctl" "$tmp/crds.yaml" "$out/"
 echo "$stamp" > "$out/VERSIONS"
 echo "istio-tools: $out is complete"

@@ -235,6 +235,12 @@ func (c *Cluster) Launch(binary string, env []string, output *os.File, args ...s
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
 	}
+	return c.LaunchCommand(cmd, output)
+}
+
+// LaunchCommand is Launch for a command the caller prepared, for a process that needs its
+// own working directory (istiod writes its certificates under ./var).
+func (c *Cluster) LaunchCommand(cmd *exec.Cmd, output *os.File) (*Process, error) {
 	ch, err := c.start(cmd, output)
 	if err != nil {
 		return nil, err
