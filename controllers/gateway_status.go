@@ -344,6 +344,11 @@ func (r *GatewayReconciler) recordProblems(gw *gatewayv1.Gateway, conditions []m
 		if c.Type == status.ConditionResourcesApplied && meta.FindStatusCondition(conditions, string(gatewayv1.GatewayConditionProgrammed)) != nil {
 			bad = false
 		}
+		// istiod's deployment controller is one problem of the revision, told by one Event on
+		// its Lease (istiodDeploymentWatch), not one per Gateway.
+		if c.Reason == status.ReasonIstiodDeploymentController {
+			bad = false
+		}
 		if !bad {
 			continue
 		}

@@ -137,6 +137,7 @@ var _ = Describe("Beside istiod", Ordered, func() {
 		}).Should(Succeed())
 		renew()
 		Expect(eventsFor(Default, systemNamespace, lease.Name)).To(HaveLen(1), "one Event for the whole episode")
+		Expect(eventsFor(Default, ns, "gw")).NotTo(ContainElement(HaveField("Reason", "IstiodDeploymentController")), "none per Gateway")
 
 		By("resuming once istiod's controller is off (its Lease gone)")
 		Expect(k8sClient.Delete(ctx, lease)).To(Succeed())

@@ -46,11 +46,11 @@ type writeCounts map[string]map[string]int
 // of is the count for one writer and target; absent is 0.
 func (w writeCounts) of(writer, target string) int { return w[writer][target] }
 
-// total is every write by one writer, Events and the writer's own bookkeeping included.
-func (w writeCounts) total(writer string) int {
+// total is the writes by one writer to the given targets.
+func (w writeCounts) total(writer string, targets ...string) int {
 	n := 0
-	for _, c := range w[writer] {
-		n += c
+	for _, t := range targets {
+		n += w[writer][t]
 	}
 	return n
 }
