@@ -70,7 +70,7 @@ type Proxy struct {
 	MeshID string
 	// ClusterID (ISTIO_META_CLUSTER_ID) is global.multiCluster.clusterName, else istiod's default.
 	ClusterID string
-	// Network (ISTIO_META_NETWORK, and the topology.istio.io/network pod label) is
+	// Network (ISTIO_META_NETWORK, unless the Gateway names its own network) is
 	// global.network; "" outside a multi-network mesh.
 	Network string
 	// CAAddress (CA_ADDR) is global.caAddress, else the revision's istiod.

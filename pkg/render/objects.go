@@ -43,10 +43,12 @@ func deployment(in Inputs, meta metav1.ObjectMeta, labels, annotations map[strin
 		"prometheus.io/port":   fmt.Sprint(metricsPort),
 		"prometheus.io/scrape": "true",
 	})
-	if in.Proxy.Network != "" {
-		if _, set := podLabels[networkLabel]; !set {
-			podLabels[networkLabel] = in.Proxy.Network
-		}
+	// The network: the Gateway's own label (already on the pods with the other
+	// infrastructure labels), else the revision's; istiod's template labels no pod with the
+	// revision's network, and neither does this.
+	network := podLabels[networkLabel]
+	if network == "" {
+		network = in.Proxy.Network
 	}
 
 	return &appsv1.Deployment{
@@ -74,7 +76,7 @@ func deployment(in Inputs, meta metav1.ObjectMeta, labels, annotations map[strin
 							"--proxyComponentLogLevel", "misc:error",
 							"--log_output_level", "default:info",
 						},
-						Env: proxyEnv(meta.Name, in.Proxy, podLabels[networkLabel]),
+						Env: proxyEnv(meta.Name, gw.Namespace, in.Proxy, network),
 						Ports: []corev1.ContainerPort{
 							{Name: "metrics", ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP},
 							{Name: "status-port", ContainerPort: StatusPort, Protocol: corev1.ProtocolTCP},
@@ -146,13 +148,13 @@ func resourceEnv(name, res string) corev1.EnvVar {
 	}}
 }
 
-// networkLabel names the mesh network a pod is in; a Gateway's own label overrides the
-// revision's network, as in istiod's template.
+// networkLabel names the mesh network a Gateway's pods are in; set on the Gateway, it
+// overrides the revision's network, as in istiod's template.
 const networkLabel = "topology.istio.io/network"
 
 // proxyEnv is the istio-proxy container's environment in the order of istiod's gateway
 // template, with the revision's identity: cluster, network, mesh and trust domain.
-func proxyEnv(deploymentName string, proxy meshconfig.Proxy, network string) []corev1.EnvVar {
+func proxyEnv(deploymentName, namespace string, proxy meshconfig.Proxy, network string) []corev1.EnvVar {
 	env := []corev1.EnvVar{
 		{Name: "PILOT_CERT_PROVIDER", Value: proxy.PilotCertProvider},
 		{Name: "CA_ADDR", Value: proxy.CAAddress},
@@ -176,7 +178,7 @@ func proxyEnv(deploymentName string, proxy meshconfig.Proxy, network string) []c
 	}
 	env = append(env,
 		corev1.EnvVar{Name: "ISTIO_META_WORKLOAD_NAME", Value: deploymentName},
-		corev1.EnvVar{Name: "ISTIO_META_OWNER", Value: "kubernetes://apis/apps/v1/namespaces/$(POD_NAMESPACE)/deployments/" + deploymentName},
+		corev1.EnvVar{Name: "ISTIO_META_OWNER", Value: "kubernetes://apis/apps/v1/namespaces/" + namespace + "/deployments/" + deploymentName},
 	)
 	if proxy.MeshID != "" {
 		env = append(env, corev1.EnvVar{Name: "ISTIO_META_MESH_ID", Value: proxy.MeshID})
