@@ -38,6 +38,32 @@ func proxyFacts(d *appsv1.Deployment) (map[string]string, error) {
 	}
 	facts["image"] = proxy.Image
 	facts["args"] = strings.Join(proxy.Args, " ")
+	for key, v := range map[string]any{
+		"resources":                        proxy.Resources,
+		"securityContext":                  proxy.SecurityContext,
+		"readinessProbe":                   proxy.ReadinessProbe,
+		"startupProbe":                     proxy.StartupProbe,
+		"livenessProbe":                    proxy.LivenessProbe,
+		"lifecycle":                        proxy.Lifecycle,
+		"pod securityContext":              tpl.Spec.SecurityContext,
+		"pod terminationGracePeriod":       tpl.Spec.TerminationGracePeriodSeconds,
+		"pod automountServiceAccountToken": tpl.Spec.AutomountServiceAccountToken,
+		"deployment replicas":              d.Spec.Replicas,
+		"deployment strategy":              d.Spec.Strategy,
+		"deployment selector":              d.Spec.Selector,
+	} {
+		data, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		facts[key] = string(data)
+	}
+	for k, v := range d.Labels {
+		facts["deployment label "+k] = v
+	}
+	for k, v := range d.Annotations {
+		facts["deployment annotation "+k] = v
+	}
 	for _, e := range proxy.Env {
 		value := e.Value
 		switch {

@@ -478,5 +478,7 @@ var _ = Describe("Beside istiod", Ordered, func() {
 // knownDifferences are the entries of a gateway Deployment where the operator's rendering
 // differs from istiod's on purpose, each with the reason the README gives.
 var knownDifferences = map[string]string{
-	"label " + v1alpha1.ManagedLabel: "each controller marks what it generates with its own value; istiod forces its apply on any object with the key, hence PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER=false",
+	"label " + v1alpha1.ManagedLabel:            "each controller marks what it generates with its own value (pods and Deployment)",
+	"deployment label " + v1alpha1.ManagedLabel: "each controller marks what it generates with its own value (pods and Deployment)",
+	"pod securityContext":                       "the operator adds seccompProfile RuntimeDefault, so that gateway pods pass the restricted Pod Security Standard",
 }
