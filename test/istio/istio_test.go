@@ -300,7 +300,7 @@ func (e *environment) classAcceptedBy(ctx context.Context, message string) {
 	}).Should(Succeed())
 }
 
-// routeAcceptedBy waits for the HTTPRoute to have gw-a's parent entry, by the istio
+// routeAccepted waits for the HTTPRoute to have gw-a's parent entry, by the istio
 // controller name, Accepted and ResolvedRefs.
 func (e *environment) routeAccepted(ctx context.Context) {
 	GinkgoHelper()
