@@ -271,6 +271,16 @@ func (e *environment) gateway(g Gomega, ctx context.Context, name string) *gatew
 	return gw
 }
 
+// eachGateway waits for every Gateway to pass check.
+func (e *environment) eachGateway(ctx context.Context, check func(g Gomega, gw *gatewayv1.Gateway)) {
+	GinkgoHelper()
+	for _, name := range gateways {
+		Eventually(func(g Gomega) {
+			check(g, e.gateway(g, ctx, name))
+		}).Should(Succeed(), name)
+	}
+}
+
 func (e *environment) deployment(g Gomega, ctx context.Context, name string) *appsv1.Deployment {
 	d := &appsv1.Deployment{}
 	g.Expect(e.admin.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name + "-istio"}, d)).To(Succeed())
@@ -341,16 +351,13 @@ var _ = Describe("Beside istiod", Ordered, func() {
 
 		It("stands back: a condition naming the fix on every Gateway, one Event, no object written", func(ctx SpecContext) {
 			e.classAcceptedBy(ctx, "Istio")
-			for _, name := range gateways {
-				Eventually(func(g Gomega) {
-					gw := e.gateway(g, ctx, name)
-					g.Expect(conditionOf(gw.Status.Conditions, status.ConditionResourcesApplied)).To(Equal("False/" + status.ReasonIstiodDeploymentController))
-					g.Expect(meta.FindStatusCondition(gw.Status.Conditions, status.ConditionResourcesApplied).Message).To(ContainSubstring("PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER=false"))
-					g.Expect(conditionOf(gw.Status.Conditions, status.ConditionCustomizationsApplied)).To(Equal("False/" + status.ReasonIstiodDeploymentController))
-					g.Expect(conditionOf(gw.Status.Conditions, "Programmed")).To(Equal("True/Programmed"), "istiod programs its own deployment")
-					g.Expect(e.deployment(g, ctx, name).Labels).To(HaveKeyWithValue(v1alpha1.ManagedLabel, "istio.io-gateway-controller"))
-				}).Should(Succeed(), name)
-			}
+			e.eachGateway(ctx, func(g Gomega, gw *gatewayv1.Gateway) {
+				g.Expect(conditionOf(gw.Status.Conditions, status.ConditionResourcesApplied)).To(Equal("False/" + status.ReasonIstiodDeploymentController))
+				g.Expect(meta.FindStatusCondition(gw.Status.Conditions, status.ConditionResourcesApplied).Message).To(ContainSubstring("PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER=false"))
+				g.Expect(conditionOf(gw.Status.Conditions, status.ConditionCustomizationsApplied)).To(Equal("False/" + status.ReasonIstiodDeploymentController))
+				g.Expect(conditionOf(gw.Status.Conditions, "Programmed")).To(Equal("True/Programmed"), "istiod programs its own deployment")
+				g.Expect(e.deployment(g, ctx, gw.Name).Labels).To(HaveKeyWithValue(v1alpha1.ManagedLabel, "istio.io-gateway-controller"))
+			})
 			e.routeAccepted(ctx)
 			e.settle()
 			e.staysQuiet()
@@ -386,19 +393,16 @@ var _ = Describe("Beside istiod", Ordered, func() {
 
 		It("divides the labour: istiod writes the specification's status, the operator its own conditions and the objects, and both go quiet", func(ctx SpecContext) {
 			e.classAcceptedBy(ctx, "Istio")
-			for _, name := range gateways {
-				Eventually(func(g Gomega) {
-					gw := e.gateway(g, ctx, name)
-					g.Expect(conditionOf(gw.Status.Conditions, "Accepted")).To(Equal("True/Accepted"))
-					g.Expect(conditionOf(gw.Status.Conditions, "Programmed")).To(Equal("True/Programmed"))
-					g.Expect(conditionOf(gw.Status.Conditions, status.ConditionResourcesApplied)).To(Equal("True/" + status.ReasonApplied))
-					g.Expect(conditionOf(gw.Status.Conditions, status.ConditionCustomizationsApplied)).To(Equal("True/" + status.ReasonApplied))
-					g.Expect(gw.Status.Addresses).To(HaveLen(1))
-					g.Expect(gw.Status.Listeners).To(HaveLen(1))
-					g.Expect(conditionOf(gw.Status.Listeners[0].Conditions, "Programmed")).To(HavePrefix("True/"))
-					g.Expect(e.deployment(g, ctx, name).Labels).To(HaveKeyWithValue(v1alpha1.ManagedLabel, v1alpha1.ManagedLabelValue))
-				}).Should(Succeed(), name)
-			}
+			e.eachGateway(ctx, func(g Gomega, gw *gatewayv1.Gateway) {
+				g.Expect(conditionOf(gw.Status.Conditions, "Accepted")).To(Equal("True/Accepted"))
+				g.Expect(conditionOf(gw.Status.Conditions, "Programmed")).To(Equal("True/Programmed"))
+				g.Expect(conditionOf(gw.Status.Conditions, status.ConditionResourcesApplied)).To(Equal("True/" + status.ReasonApplied))
+				g.Expect(conditionOf(gw.Status.Conditions, status.ConditionCustomizationsApplied)).To(Equal("True/" + status.ReasonApplied))
+				g.Expect(gw.Status.Addresses).To(HaveLen(1))
+				g.Expect(gw.Status.Listeners).To(HaveLen(1))
+				g.Expect(conditionOf(gw.Status.Listeners[0].Conditions, "Programmed")).To(HavePrefix("True/"))
+				g.Expect(e.deployment(g, ctx, gw.Name).Labels).To(HaveKeyWithValue(v1alpha1.ManagedLabel, v1alpha1.ManagedLabelValue))
+			})
 			e.routeAccepted(ctx)
 			e.settle()
 			e.staysQuiet()
@@ -450,15 +454,12 @@ var _ = Describe("Beside istiod", Ordered, func() {
 
 		It("has the operator write all of the status, routes' included, and istiod none", func(ctx SpecContext) {
 			e.classAcceptedBy(ctx, "istio-gateway-operator")
-			for _, name := range gateways {
-				Eventually(func(g Gomega) {
-					gw := e.gateway(g, ctx, name)
-					g.Expect(conditionOf(gw.Status.Conditions, "Accepted")).To(Equal("True/Accepted"))
-					g.Expect(conditionOf(gw.Status.Conditions, "Programmed")).To(Equal("True/Programmed"))
-					g.Expect(conditionOf(gw.Status.Conditions, status.ConditionResourcesApplied)).To(Equal("True/" + status.ReasonApplied))
-					g.Expect(gw.Status.Addresses).To(HaveLen(1))
-				}).Should(Succeed(), name)
-			}
+			e.eachGateway(ctx, func(g Gomega, gw *gatewayv1.Gateway) {
+				g.Expect(conditionOf(gw.Status.Conditions, "Accepted")).To(Equal("True/Accepted"))
+				g.Expect(conditionOf(gw.Status.Conditions, "Programmed")).To(Equal("True/Programmed"))
+				g.Expect(conditionOf(gw.Status.Conditions, status.ConditionResourcesApplied)).To(Equal("True/" + status.ReasonApplied))
+				g.Expect(gw.Status.Addresses).To(HaveLen(1))
+			})
 			e.routeAccepted(ctx)
 			e.settle()
 			e.staysQuiet()

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -150,7 +149,7 @@ func startIstiod(ctx context.Context, env *cluster.Cluster, toolsDir string, rev
 	}
 	ports := make([]int, 6)
 	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
+		if ports[i], err = cluster.FreePort(); err != nil {
 			return nil, err
 		}
 	}
@@ -211,15 +210,6 @@ func writeKubeconfig(path, host string, ca, cert, key []byte) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("finding a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // newScheme knows the kinds the suite reads.

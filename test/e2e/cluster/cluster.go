@@ -367,7 +367,7 @@ func (c *Cluster) startMetalLB(ctx context.Context, p paths) error {
 	if err != nil {
 		return err
 	}
-	metricsPort, err := freePort()
+	metricsPort, err := FreePort()
 	if err != nil {
 		return err
 	}
@@ -417,7 +417,7 @@ func (c *Cluster) StartOperator(ctx context.Context, extra ...string) (*localclu
 		return nil, fmt.Errorf("opening %s: %w", c.ManagerLog, err)
 	}
 	c.logs = append(c.logs, managerLog)
-	healthPort, err := freePort()
+	healthPort, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -484,7 +484,8 @@ func (c *Cluster) openLog(path string) (*os.File, error) {
 	return f, nil
 }
 
-func freePort() (int, error) {
+// FreePort is a TCP port on 127.0.0.1 that nothing listens on, for one more local process.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)
