@@ -58,6 +58,13 @@ type GatewayReconciler struct {
 	// contendedBy keeps, per stopped object (syncKey), what to report about it.
 	contention  *contention.Guard
 	contendedBy sync.Map
+	// statusContention stops writing the specification's part of a Gateway's status when
+	// another writer keeps changing it back (istiod with its Gateway API status on, beside
+	// a standalone operator); statusWritten holds, per Gateway, the status.Fingerprint of
+	// what the operator last wrote or found in place, and statusRivals what to report.
+	statusContention *contention.Guard
+	statusWritten    sync.Map
+	statusRivals     sync.Map
 	// failingSince holds, per Gateway whose writes fail with transient API errors, when
 	// the failures began (types.NamespacedName -> time.Time).
 	failingSince sync.Map
@@ -565,6 +572,9 @@ func serviceFromResponse(ac runtime.ApplyConfiguration) (*corev1.Service, error)
 // forget drops what inSync knows of a deleted Gateway's objects.
 func (r *GatewayReconciler) forget(gateway types.NamespacedName) {
 	r.failingSince.Delete(gateway)
+	r.statusWritten.Delete(gateway)
+	r.statusRivals.Delete(gateway)
+	r.statusContention.Forget(gateway.String())
 	for _, kind := range generatedKinds {
 		key := syncKey{kind.name, gateway.Namespace, render.Name(gateway.Name)}
 		r.inSync.Delete(key)

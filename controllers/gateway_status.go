@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
@@ -255,8 +257,15 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 	if r.Options.besideIstiod() {
 		// istiod writes the listeners: nothing they depend on (routes, grants, Secrets) is read.
 		desired := gatewayStatus(gw, out, status.ListenerInputs{}, r.Options.Revision)
-		return r.writeOwnConditions(ctx, gw, desired.Conditions, now, out)
+		return r.writeOwnConditions(ctx, gw, desired.Conditions, now, out, r.FieldManager)
 	}
+	key := client.ObjectKeyFromObject(gw)
+	if r.statusContention.Stopped(key.String(), gw.Generation) {
+		if message, ok := r.statusRivals.Load(key); ok {
+			return r.writeContendedStatus(ctx, gw, out, message.(string), now)
+		}
+	}
+	r.statusRivals.Delete(key)
 	in, err := r.listenerInputs(ctx, gw)
 	if err != nil {
 		return err
@@ -272,8 +281,23 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 		}
 		desired.Listeners[i].Conditions = status.MergeConditions(existing, desired.Listeners[i].Conditions, now)
 	}
+	written := status.Fingerprint(desired.Conditions, contestedConditionTypes, desired.Addresses, desired.Listeners)
 	if status.GatewayUpToDate(&gw.Status, desired) {
+		r.statusWritten.Store(key, written)
 		return nil
+	}
+	rival, err := r.statusRival(ctx, gw)
+	if err != nil {
+		return err
+	}
+	if rival != "" && r.statusContention.Reapply(key.String(), gw.Generation, time.Now()) {
+		message := fmt.Sprintf("This Gateway's status was changed back %d times within %s, last by field manager %q; the operator stopped writing Accepted, Programmed, "+
+			"listeners and addresses to end the write war: run istiod with PILOT_ENABLE_GATEWAY_API_STATUS=false, or this operator with --status-mode=%s, then change the Gateway to resume",
+			r.statusContention.Limit, r.statusContention.Window, rival, StatusBesideIstiod)
+		r.statusRivals.Store(key, message)
+		contentionStops.WithLabelValues("GatewayStatus").Inc()
+		log.FromContext(ctx).Info("Stopped writing a Gateway's status that another writer keeps changing", "fieldManager", rival)
+		return r.writeContendedStatus(ctx, gw, out, message, now)
 	}
 	statusAC, err := ssa.ApplyConfiguration[gatewayv1ac.GatewayStatusApplyConfiguration](desired)
 	if err != nil {
@@ -283,8 +307,57 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(r.FieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("writing status of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
 	}
+	r.statusWritten.Store(key, written)
 	r.recordProblems(gw, desired.Conditions, out)
 	return nil
+}
+
+// contestedConditionTypes are the Gateway conditions istiod writes too, when its Gateway
+// API status is on: the ones a standalone operator can find changed by another writer.
+var contestedConditionTypes = []string{string(gatewayv1.GatewayConditionAccepted), string(gatewayv1.GatewayConditionProgrammed)}
+
+// statusRival names the field manager that changed what this operator last wrote into the
+// Gateway's status, or "". Only when the cached status differs from that is the Gateway
+// read from the API server, for its managed fields (the cache keeps none): a cache that
+// merely lags behind the operator's own write shows the operator as the owner.
+func (r *GatewayReconciler) statusRival(ctx context.Context, gw *gatewayv1.Gateway) (string, error) {
+	key := client.ObjectKeyFromObject(gw)
+	last, ok := r.statusWritten.Load(key)
+	if !ok || last.(uint64) == status.Fingerprint(gw.Status.Conditions, contestedConditionTypes, gw.Status.Addresses, gw.Status.Listeners) {
+		return "", nil
+	}
+	fresh := &gatewayv1.Gateway{}
+	if err := r.APIReader.Get(ctx, key, fresh); err != nil {
+		return "", client.IgnoreNotFound(fmt.Errorf("reading Gateway %s for its status writers: %w", key, err))
+	}
+	for _, t := range contestedConditionTypes {
+		if rival := ssa.StatusWriterOf(fresh.ManagedFields, r.FieldManager, t); rival != "" {
+			return rival, nil
+		}
+	}
+	return "", nil
+}
+
+// writeContendedStatus writes, instead of the whole status that another writer keeps
+// changing, only the operator's own conditions, ResourcesApplied saying why (Contended).
+// It applies them under a field manager of their own (contendedStatusManager), so that
+// nothing else changes: an apply under the operator's usual manager would give up every
+// field of the other conditions it still co-owns, and leave the other writer's conditions
+// without their status or reason.
+func (r *GatewayReconciler) writeContendedStatus(ctx context.Context, gw *gatewayv1.Gateway, out *outcome, message string, now metav1.Time) error {
+	reported := *out
+	if reported.contended != "" {
+		message = reported.contended + "; " + message
+	}
+	reported.contended = message
+	desired := gatewayStatus(gw, &reported, status.ListenerInputs{}, r.Options.Revision)
+	return r.writeOwnConditions(ctx, gw, desired.Conditions, now, &reported, contendedStatusManager(r.FieldManager))
+}
+
+// contendedStatusManager is the field manager of the operator's own conditions while it
+// leaves the rest of a Gateway's status to another writer.
+func contendedStatusManager(fieldManager string) string {
+	return fieldManager + "-contended"
 }
 
 // listenerInputs reads what the listeners' status depends on: the attached HTTPRoutes, the
@@ -305,10 +378,10 @@ func (r *GatewayReconciler) listenerInputs(ctx context.Context, gw *gatewayv1.Ga
 	return status.ListenerInputs{Routes: routes, NamespaceLabels: namespaceLabels(ctx, r.Client), Grants: grants, Certificates: certificates}, nil
 }
 
-// writeOwnConditions applies only the operator's own condition types, beside istiod. When
-// they change, the server-side apply also gives up any other part of the status this field
-// manager wrote before (in standalone mode), which istiod writes.
-func (r *GatewayReconciler) writeOwnConditions(ctx context.Context, gw *gatewayv1.Gateway, all []metav1.Condition, now metav1.Time, out *outcome) error {
+// writeOwnConditions applies only the operator's own condition types, beside istiod, under
+// the given field manager. Under the operator's usual one, the server-side apply also gives
+// up any other part of the status it wrote before (in standalone mode), which istiod writes.
+func (r *GatewayReconciler) writeOwnConditions(ctx context.Context, gw *gatewayv1.Gateway, all []metav1.Condition, now metav1.Time, out *outcome, fieldManager string) error {
 	var own []metav1.Condition
 	for _, c := range all {
 		if slices.Contains(status.OwnConditionTypes, c.Type) {
@@ -324,7 +397,7 @@ func (r *GatewayReconciler) writeOwnConditions(ctx context.Context, gw *gatewayv
 		statusAC.WithConditions(conditionAC(c))
 	}
 	ac := gatewayv1ac.Gateway(gw.Name, gw.Namespace).WithStatus(statusAC)
-	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(r.FieldManager), client.ForceOwnership); err != nil {
+	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("writing status of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
 	}
 	r.recordProblems(gw, own, out)

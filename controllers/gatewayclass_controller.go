@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,8 @@ import (
 	"sigs.k8s.io/gateway-api/pkg/consts"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/contention"
+	"github.com/kubegate/istio-gateway-operator/pkg/ssa"
 	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
 
@@ -47,6 +50,15 @@ type GatewayClassReconciler struct {
 	// reported holds, per GatewayClass UID, the defaults problem last told by Event beside
 	// istiod, where no status condition remembers it.
 	reported sync.Map
+	// APIReader reads a class's managed fields, which the cache keeps none of, to name the
+	// other writer of its status.
+	APIReader client.Reader
+	// statusContention stops writing a class's status that another writer keeps changing
+	// back (istiod with its Gateway API status on, beside a standalone operator);
+	// statusWritten holds, per class name, the status.Fingerprint of what was last written
+	// or found in place.
+	statusContention *contention.Guard
+	statusWritten    sync.Map
 }
 
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses,verbs=get;list;watch;create
@@ -92,7 +104,7 @@ func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	if !r.Revisions.IsHighest() {
 		return reconcile.Result{}, nil
 	}
-	if r.Options.besideIstiod() {
+	if r.Options.besideIstiod() || r.statusContention.Stopped(gc.Name, gc.Generation) {
 		// istiod writes the class's status; a problem with the defaults is told by Event.
 		return reconcile.Result{}, r.reportDefaultsByEvent(ctx, gc)
 	}
@@ -202,8 +214,25 @@ func (r *GatewayClassReconciler) reportDefaultsByEvent(ctx context.Context, gc *
 
 func (r *GatewayClassReconciler) writeStatus(ctx context.Context, gc *gatewayv1.GatewayClass, conditions []metav1.Condition) error {
 	desired := status.MergeConditions(gc.Status.Conditions, conditions, metav1.Now())
+	written := status.Fingerprint(desired, classContestedTypes, nil, nil)
 	if status.ConditionsUpToDate(gc.Status.Conditions, desired) {
+		r.statusWritten.Store(gc.Name, written)
 		return nil
+	}
+	if last, ok := r.statusWritten.Load(gc.Name); ok && last.(uint64) != status.Fingerprint(gc.Status.Conditions, classContestedTypes, nil, nil) {
+		rival, err := r.statusRival(ctx, gc)
+		if err != nil {
+			return err
+		}
+		if rival != "" && r.statusContention.Reapply(gc.Name, gc.Generation, time.Now()) {
+			contentionStops.WithLabelValues("GatewayClassStatus").Inc()
+			log.FromContext(ctx).Info("Stopped writing a GatewayClass's status that another writer keeps changing", "fieldManager", rival)
+			r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, status.ReasonContended, "WriteStatus",
+				"This GatewayClass's status was changed back %d times within %s, last by field manager %q; the operator stopped writing it to end the write war: "+
+					"run istiod with PILOT_ENABLE_GATEWAY_API_STATUS=false, or this operator with --status-mode=%s, then change the GatewayClass to resume",
+				r.statusContention.Limit, r.statusContention.Window, rival, StatusBesideIstiod)
+			return nil
+		}
 	}
 	ac := gatewayv1ac.GatewayClass(gc.Name).WithStatus(gatewayv1ac.GatewayClassStatus())
 	for _, c := range desired {
@@ -212,11 +241,25 @@ func (r *GatewayClassReconciler) writeStatus(ctx context.Context, gc *gatewayv1.
 	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(v1alpha1.FieldManagerFor(r.Options.Revision)), client.ForceOwnership); err != nil {
 		return fmt.Errorf("writing status of GatewayClass %s: %w", gc.Name, err)
 	}
+	r.statusWritten.Store(gc.Name, written)
 	prev := meta.FindStatusCondition(gc.Status.Conditions, status.ConditionClassDefaultsResolved)
 	if now := meta.FindStatusCondition(desired, status.ConditionClassDefaultsResolved); now.Status == metav1.ConditionFalse && (prev == nil || prev.Message != now.Message) {
 		r.Recorder.Eventf(gc, nil, corev1.EventTypeWarning, now.Reason, "ResolveClassDefaults", "%s", now.Message)
 	}
 	return nil
+}
+
+// classContestedTypes is the class condition istiod writes too.
+var classContestedTypes = []string{string(gatewayv1.GatewayClassConditionStatusAccepted)}
+
+// statusRival names the other field manager that owns the class's Accepted condition, read
+// from the API server (the cache keeps no managed fields), or "".
+func (r *GatewayClassReconciler) statusRival(ctx context.Context, gc *gatewayv1.GatewayClass) (string, error) {
+	fresh := &gatewayv1.GatewayClass{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(gc), fresh); err != nil {
+		return "", client.IgnoreNotFound(fmt.Errorf("reading GatewayClass %s for its status writers: %w", gc.Name, err))
+	}
+	return ssa.StatusWriterOf(fresh.ManagedFields, v1alpha1.FieldManagerFor(r.Options.Revision), classContestedTypes[0]), nil
 }
 
 // SetupWithManager watches the served classes (and the default class, to re-create it)

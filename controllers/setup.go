@@ -67,21 +67,23 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := mgr.Add(revisions); err != nil {
 		return fmt.Errorf("adding the revision registry: %w", err)
 	}
-	classes := &GatewayClassReconciler{Client: mgr.GetClient(), Recorder: rec, Options: opts, Revisions: revisions}
+	classes := &GatewayClassReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: rec, Options: opts, Revisions: revisions,
+		statusContention: contention.New()}
 	if err := classes.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setting up the GatewayClass controller: %w", err)
 	}
 	gateways := &GatewayReconciler{
-		Client:       mgr.GetClient(),
-		APIReader:    mgr.GetAPIReader(),
-		Recorder:     rec,
-		Options:      opts,
-		Revisions:    revisions,
-		FieldManager: v1alpha1.FieldManagerFor(opts.Revision),
-		configMaps:   newConfigMapSource(mgr.GetClient(), mgr.GetAPIReader()),
-		certificates: newCertificateSource(mgr.GetClient(), mgr.GetAPIReader()),
-		istiod:       &istiodDeploymentWatch{reader: mgr.GetClient(), recorder: rec, namespace: opts.SystemNamespace, revision: opts.Revision},
-		contention:   contention.New(),
+		Client:           mgr.GetClient(),
+		APIReader:        mgr.GetAPIReader(),
+		Recorder:         rec,
+		Options:          opts,
+		Revisions:        revisions,
+		FieldManager:     v1alpha1.FieldManagerFor(opts.Revision),
+		configMaps:       newConfigMapSource(mgr.GetClient(), mgr.GetAPIReader()),
+		certificates:     newCertificateSource(mgr.GetClient(), mgr.GetAPIReader()),
+		istiod:           &istiodDeploymentWatch{reader: mgr.GetClient(), recorder: rec, namespace: opts.SystemNamespace, revision: opts.Revision},
+		contention:       contention.New(),
+		statusContention: contention.New(),
 		revisionConfig: &revisionConfigSource{metadata: mgr.GetClient(), live: mgr.GetAPIReader(),
 			namespace: opts.SystemNamespace, revision: opts.Revision, imageOverride: opts.ProxyImage},
 	}

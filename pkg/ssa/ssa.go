@@ -14,6 +14,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -175,4 +176,32 @@ func Diff(a, b any, limit int) []string {
 	}
 	walk("", am, bm)
 	return out
+}
+
+// StatusWriterOf names a field manager other than me that owns, in the status subresource,
+// the condition of type conditionType ("" when none does): the writer that last changed it,
+// since an update or a forced apply that changes a field takes its ownership.
+func StatusWriterOf(entries []metav1.ManagedFieldsEntry, me, conditionType string) string {
+	key, err := json.Marshal(map[string]string{"type": conditionType})
+	if err != nil {
+		return ""
+	}
+	want := "k:" + string(key)
+	for _, e := range entries {
+		if e.Manager == me || e.Subresource != "status" || e.FieldsV1 == nil {
+			continue
+		}
+		var fields struct {
+			Status struct {
+				Conditions map[string]json.RawMessage `json:"f:conditions"`
+			} `json:"f:status"`
+		}
+		if err := json.Unmarshal(e.FieldsV1.Raw, &fields); err != nil {
+			continue
+		}
+		if _, ok := fields.Status.Conditions[want]; ok {
+			return e.Manager
+		}
+	}
+	return ""
 }

@@ -77,3 +77,31 @@ func TestOwnedExtractsTheOperatorsFields(t *testing.T) {
 		t.Fatal("a kind the operator does not generate must be refused")
 	}
 }
+
+func TestStatusWriterOf(t *testing.T) {
+	entry := func(manager, subresource, fields string) metav1.ManagedFieldsEntry {
+		return metav1.ManagedFieldsEntry{Manager: manager, Subresource: subresource, FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}
+	}
+	accepted := `{"f:status":{"f:conditions":{"k:{\"type\":\"Accepted\"}":{".":{},"f:message":{}}}}}`
+	cases := []struct {
+		name    string
+		entries []metav1.ManagedFieldsEntry
+		want    string
+	}{
+		{"only the operator", []metav1.ManagedFieldsEntry{entry("istio-gateway-operator", "status", accepted)}, ""},
+		{"istiod took the condition", []metav1.ManagedFieldsEntry{
+			entry("istio-gateway-operator", "status", `{"f:status":{"f:conditions":{"k:{\"type\":\"Programmed\"}":{}}}}`),
+			entry("pilot-discovery", "status", accepted),
+		}, "pilot-discovery"},
+		{"another writer of another condition", []metav1.ManagedFieldsEntry{
+			entry("pilot-discovery", "status", `{"f:status":{"f:conditions":{"k:{\"type\":\"ResolvedRefs\"}":{}}}}`),
+		}, ""},
+		{"the main resource, not the status", []metav1.ManagedFieldsEntry{entry("kubectl", "", accepted)}, ""},
+		{"unreadable fields", []metav1.ManagedFieldsEntry{entry("pilot-discovery", "status", `{`)}, ""},
+	}
+	for _, c := range cases {
+		if got := StatusWriterOf(c.entries, "istio-gateway-operator", "Accepted"); got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
+		}
+	}
+}

@@ -4,12 +4,16 @@
 package status
 
 import (
+	"hash/fnv"
 	"reflect"
 	"slices"
+	"sort"
+	"strconv"
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -171,4 +175,45 @@ func normalizeKinds(in []gatewayv1.RouteGroupKind) []gatewayv1.RouteGroupKind {
 		out = append(out, k)
 	}
 	return out
+}
+
+// Fingerprint sums up what a status says in the fields a writer contests: the conditions of
+// the given types, the addresses and the listeners (lastTransitionTime left out), so that a
+// writer can remember what it wrote in a few bytes and tell, later, that someone else has
+// changed it.
+func Fingerprint(conditions []metav1.Condition, conditionTypes []string, addresses []gatewayv1.GatewayStatusAddress, listeners []gatewayv1.ListenerStatus) uint64 {
+	h := fnv.New64a()
+	write := func(parts ...string) {
+		for _, p := range parts {
+			h.Write([]byte(p))
+			h.Write([]byte{0})
+		}
+	}
+	writeConditions := func(conds []metav1.Condition, types []string) {
+		for _, t := range types {
+			c := meta.FindStatusCondition(conds, t)
+			if c == nil {
+				write(t, "absent")
+				continue
+			}
+			write(c.Type, string(c.Status), c.Reason, c.Message, strconv.FormatInt(c.ObservedGeneration, 10))
+		}
+	}
+	writeConditions(conditions, conditionTypes)
+	for _, a := range normalizeAddresses(addresses) {
+		write("address", string(ptr.Deref(a.Type, "")), a.Value)
+	}
+	for _, l := range listeners {
+		types := make([]string, 0, len(l.Conditions))
+		for _, c := range l.Conditions {
+			types = append(types, c.Type)
+		}
+		sort.Strings(types)
+		write("listener", string(l.Name), strconv.Itoa(int(l.AttachedRoutes)))
+		for _, k := range normalizeKinds(l.SupportedKinds) {
+			write(string(ptr.Deref(k.Group, "")), string(k.Kind))
+		}
+		writeConditions(l.Conditions, types)
+	}
+	return h.Sum64()
 }
