@@ -246,6 +246,11 @@ func (e *environment) staysQuiet() {
 		g.Expect(since.total(istiodUser, contestedTargets...)).To(BeZero(), "istiod writes after convergence:\n%s", since)
 		g.Expect(e.history.changedSince(e.quietAt)).To(BeEmpty())
 	}).WithTimeout(*observe).WithPolling(5 * time.Second).Should(Succeed())
+}
+
+// neverFlipped fails when any condition went back to a value it had left, at any time.
+func (e *environment) neverFlipped() {
+	GinkgoHelper()
 	Expect(e.history.flips()).To(BeEmpty(), "a condition went back to a value it had left")
 }
 
@@ -361,6 +366,7 @@ var _ = Describe("Beside istiod", Ordered, func() {
 			e.routeAccepted(ctx)
 			e.settle()
 			e.staysQuiet()
+			e.neverFlipped()
 
 			writes := e.writes()
 			for _, target := range append(objectTargets, "gatewayclasses/status", "httproutes/status") {
@@ -406,6 +412,7 @@ var _ = Describe("Beside istiod", Ordered, func() {
 			e.routeAccepted(ctx)
 			e.settle()
 			e.staysQuiet()
+			e.neverFlipped()
 
 			writes := e.writes()
 			Expect(writes.of(operatorUser, "gatewayclasses/status")).To(BeZero(), writes.String())
@@ -463,6 +470,7 @@ var _ = Describe("Beside istiod", Ordered, func() {
 			e.routeAccepted(ctx)
 			e.settle()
 			e.staysQuiet()
+			e.neverFlipped()
 
 			writes := e.writes()
 			for _, target := range append(objectTargets, statusTargets...) {
@@ -475,6 +483,47 @@ var _ = Describe("Beside istiod", Ordered, func() {
 		})
 	})
 })
+
+var _ = Describe("Misconfigured beside istiod", Ordered, func() {
+	Context("with istiod's Gateway API status on and the operator standalone (both write the same status)", Ordered, func() {
+		var e *environment
+		BeforeAll(func(ctx SpecContext) {
+			e = setUp(ctx, scenario{name: "status-contended",
+				pilotEnv:     map[string]string{"PILOT_ENABLE_GATEWAY_API_DEPLOYMENT_CONTROLLER": "false"},
+				operatorArgs: []string{"--status-mode=standalone"}})
+		}, NodeTimeout(5*time.Minute))
+
+		It("ends the write war within a bounded number of writes, says so, and stays quiet", func(ctx SpecContext) {
+			e.eachGateway(ctx, func(g Gomega, gw *gatewayv1.Gateway) {
+				g.Expect(conditionOf(gw.Status.Conditions, "Programmed")).To(Equal("True/Programmed"))
+				g.Expect(conditionOf(gw.Status.Conditions, status.ConditionResourcesApplied)).To(
+					Or(Equal("True/"+status.ReasonApplied), Equal("False/"+status.ReasonContended)))
+			})
+			e.settle()
+			e.staysQuiet()
+
+			writes := e.writes()
+			// Before the guard stops it: its first write, three answers to the other
+			// writer, and the Contended condition.
+			Expect(writes.of(operatorUser, "gatewayclasses/status")).To(BeNumerically("<=", contentionLimit+1), writes.String())
+			Expect(writes.of(operatorUser, "gateways/status")).To(BeNumerically("<=", (contentionLimit+3)*len(gateways)), writes.String())
+			e.report("status contended")
+			var contended []string
+			for _, name := range gateways {
+				gw := e.gateway(Default, ctx, name)
+				if c := meta.FindStatusCondition(gw.Status.Conditions, status.ConditionResourcesApplied); c != nil && c.Reason == status.ReasonContended {
+					Expect(c.Message).To(ContainSubstring("PILOT_ENABLE_GATEWAY_API_STATUS=false"))
+					contended = append(contended, name)
+				}
+			}
+			AddReportEntry("status contended: Gateways that report Contended", contended)
+		})
+	})
+})
+
+// contentionLimit is pkg/contention's default: re-writes within its window before the guard
+// stops the operator.
+const contentionLimit = 3
 
 // knownDifferences are the entries of a gateway Deployment where the operator's rendering
 // differs from istiod's on purpose, each with the reason the README gives.
