@@ -50,13 +50,7 @@ var _ = Describe("A write war over a generated object", func() {
 		}).Should(Succeed())
 		Expect(metricSum("istio_gateway_operator_contention_stops_total", "kind", "Deployment") - stopsBefore).To(BeEquivalentTo(1))
 		Consistently(image).Should(Equal("docker.io/istio/proxyv2:rival"), "the operator no longer fights over it")
-		Eventually(func(g Gomega) []string {
-			var notes []string
-			for _, e := range eventsFor(g, ns, "gw") {
-				notes = append(notes, e.Note)
-			}
-			return notes
-		}).Should(ContainElement(ContainSubstring("was changed back 3 times")), "one Warning Event tells it")
+		Eventually(func(g Gomega) []string { return eventNotes(g, ns, "gw") }).Should(ContainElement(ContainSubstring("was changed back 3 times")), "one Warning Event tells it")
 
 		By("resuming when the Gateway changes")
 		updateGateway(ns, "gw", func(gw *gatewayv1.Gateway) {
@@ -124,13 +118,7 @@ var _ = Describe("A write war over the status", func() {
 		}).Should(Succeed())
 		Expect(metricSum("istio_gateway_operator_contention_stops_total", "kind", "GatewayStatus") - stopsBefore).To(BeEquivalentTo(1))
 		Consistently(accepted).Should(Equal("Handled by Istio controller"), "the operator no longer fights over it")
-		Eventually(func(g Gomega) []string {
-			var notes []string
-			for _, e := range eventsFor(g, ns, "gw") {
-				notes = append(notes, e.Note)
-			}
-			return notes
-		}).Should(ContainElement(ContainSubstring("status was changed back 3 times")), "one Warning Event tells it")
+		Eventually(func(g Gomega) []string { return eventNotes(g, ns, "gw") }).Should(ContainElement(ContainSubstring("status was changed back 3 times")), "one Warning Event tells it")
 
 		By("resuming when the Gateway changes")
 		updateGateway(ns, "gw", func(gw *gatewayv1.Gateway) {

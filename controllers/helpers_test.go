@@ -112,6 +112,15 @@ func eventsFor(g Gomega, namespace, name string) []eventsv1.Event {
 	return out
 }
 
+// eventNotes are the notes of the Events the operator recorded about an object.
+func eventNotes(g Gomega, namespace, name string) []string {
+	var notes []string
+	for _, e := range eventsFor(g, namespace, name) {
+		notes = append(notes, e.Note)
+	}
+	return notes
+}
+
 // setLoadBalancerIP plays the cloud controller: it publishes the Service's external address.
 func setLoadBalancerIP(namespace, name, ip string) {
 	Eventually(func(g Gomega) {
