@@ -453,13 +453,15 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 					return err
 				}
 			}
-			if err := r.releaseOtherRevisions(ctx, d.kind, live[i]); err != nil {
-				if !isRefusal(err) {
-					return err
-				}
-				failures = append(failures, err.Error())
-			}
 			if same {
+				// Another revision's fields go only once this one owns all it sets: released
+				// first, the object would lose its required fields and the API server refuse it.
+				if err := r.releaseOtherRevisions(ctx, d.kind, live[i]); err != nil {
+					if !isRefusal(err) {
+						return err
+					}
+					failures = append(failures, err.Error())
+				}
 				r.inSync.Store(key, syncState{resourceVersion: live[i].GetResourceVersion(), digest: digest})
 				if d.kind.name == serviceKind.name {
 					out.service = live[i].(*corev1.Service)
@@ -491,6 +493,15 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 		// The response is the object as applied: remember its version as in sync.
 		if rv := responseResourceVersion(ac); rv != "" {
 			r.inSync.Store(key, syncState{resourceVersion: rv, digest: digest})
+		}
+		if live[i] != nil {
+			// Now that this revision owns every field it sets, the previous owner's go.
+			if err := r.releaseOtherRevisions(ctx, d.kind, live[i]); err != nil {
+				if !isRefusal(err) {
+					return err
+				}
+				failures = append(failures, err.Error())
+			}
 		}
 		if d.kind.name == serviceKind.name {
 			// The apply response carries the allocated cluster IPs: the status written

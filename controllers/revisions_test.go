@@ -187,18 +187,23 @@ var _ = Describe("Revision ownership", Ordered, func() {
 	It("hands the Gateway to a newly installed higher revision without recreating anything", func() {
 		updated = startRevision("asm-1-26")
 		expectOwner(ns, "gw", updated, uids)
+		Expect(updated.requests.RefusedWrites()).To(BeEmpty(), "the new owner applies first and releases the old owner's fields after: no write is refused")
 		expectNoWritesIn(old, ns)
 	})
 
 	It("pins a labelled Gateway to the older revision", func() {
+		old.requests.Reset()
 		labelRevision(ns, "gw", "asm-1-25")
 		expectOwner(ns, "gw", old, uids)
+		Expect(old.requests.RefusedWrites()).To(BeEmpty(), "no write is refused in the hand-over")
 		expectNoWritesIn(updated, ns)
 	})
 
 	It("gives the Gateway back to the higher revision when the label is removed", func() {
+		updated.requests.Reset()
 		labelRevision(ns, "gw", "")
 		expectOwner(ns, "gw", updated, uids)
+		Expect(updated.requests.RefusedWrites()).To(BeEmpty(), "no write is refused in the hand-over")
 		expectNoWritesIn(old, ns)
 	})
 

@@ -21,11 +21,13 @@ type Counter struct {
 	counts map[string]int
 	// byNamespace counts the same keys per namespace of the request path.
 	byNamespace map[string]map[string]int
+	// refused counts the writes the API server answered with an error, by "code key".
+	refused map[string]int
 }
 
 // New returns an empty counter.
 func New() *Counter {
-	return &Counter{counts: map[string]int{}, byNamespace: map[string]map[string]int{}}
+	return &Counter{counts: map[string]int{}, byNamespace: map[string]map[string]int{}, refused: map[string]int{}}
 }
 
 // Wrap returns a copy of cfg whose requests are counted.
@@ -41,8 +43,27 @@ type roundTripper struct {
 }
 
 func (r roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
-	r.counter.record(Key(req), apirequest.Namespace(req.URL.Path))
-	return r.next.RoundTrip(req)
+	key := Key(req)
+	r.counter.record(key, apirequest.Namespace(req.URL.Path))
+	resp, err := r.next.RoundTrip(req)
+	if verb, _, _ := strings.Cut(key, " "); err == nil && resp.StatusCode >= 400 && apirequest.IsWrite(verb) {
+		r.counter.mu.Lock()
+		r.counter.refused[fmt.Sprintf("%d %s", resp.StatusCode, key)]++
+		r.counter.mu.Unlock()
+	}
+	return resp, err
+}
+
+// RefusedWrites returns the writes the API server answered with an error, keyed by status
+// code and Key ("422 PATCH deployments").
+func (c *Counter) RefusedWrites() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.refused))
+	for k, v := range c.refused {
+		out[k] = v
+	}
+	return out
 }
 
 func (c *Counter) record(key, namespace string) {
@@ -89,6 +110,7 @@ func (c *Counter) Reset() {
 	c.mu.Lock()
 	c.counts = map[string]int{}
 	c.byNamespace = map[string]map[string]int{}
+	c.refused = map[string]int{}
 	c.mu.Unlock()
 }
 
