@@ -181,6 +181,8 @@ func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request
 		}
 		return reconcile.Result{}, r.writeStatus(ctx, gw, out)
 	default:
+		// Another instance writes this Gateway's status now.
+		r.statusWritten.Delete(client.ObjectKeyFromObject(gw))
 		return reconcile.Result{}, nil
 	}
 

@@ -17,6 +17,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayv1ac "sigs.k8s.io/gateway-api/applyconfiguration/apis/v1"
 
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/pkg/customize"
 	"github.com/kubegate/istio-gateway-operator/pkg/render"
 	"github.com/kubegate/istio-gateway-operator/pkg/ssa"
@@ -304,10 +305,13 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 		return fmt.Errorf("converting status of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
 	}
 	ac := gatewayv1ac.Gateway(gw.Name, gw.Namespace).WithStatus(statusAC)
+	// Remembered before the write, so that the watch event of the write itself is known as
+	// this operator's (statusOverridden).
+	r.statusWritten.Store(key, written)
 	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(r.FieldManager), client.ForceOwnership); err != nil {
+		r.statusWritten.Delete(key)
 		return fmt.Errorf("writing status of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
 	}
-	r.statusWritten.Store(key, written)
 	r.recordProblems(gw, desired.Conditions, out)
 	return nil
 }
@@ -331,7 +335,9 @@ func (r *GatewayReconciler) statusRival(ctx context.Context, gw *gatewayv1.Gatew
 		return "", client.IgnoreNotFound(fmt.Errorf("reading Gateway %s for its status writers: %w", key, err))
 	}
 	for _, t := range contestedConditionTypes {
-		if rival := ssa.StatusWriterOf(fresh.ManagedFields, r.FieldManager, t); rival != "" {
+		// Another revision of this operator writing here is a hand-over, decided by the
+		// Gateway's label, not a war: its late write is simply answered.
+		if rival := ssa.StatusWriterOf(fresh.ManagedFields, r.FieldManager, t); rival != "" && !strings.HasPrefix(rival, v1alpha1.FieldManager) {
 			return rival, nil
 		}
 	}

@@ -259,7 +259,12 @@ func (r *GatewayClassReconciler) statusRival(ctx context.Context, gc *gatewayv1.
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(gc), fresh); err != nil {
 		return "", client.IgnoreNotFound(fmt.Errorf("reading GatewayClass %s for its status writers: %w", gc.Name, err))
 	}
-	return ssa.StatusWriterOf(fresh.ManagedFields, v1alpha1.FieldManagerFor(r.Options.Revision), classContestedTypes[0]), nil
+	rival := ssa.StatusWriterOf(fresh.ManagedFields, v1alpha1.FieldManagerFor(r.Options.Revision), classContestedTypes[0])
+	if strings.HasPrefix(rival, v1alpha1.FieldManager) {
+		// Another revision of this operator: the highest installed one reports, a hand-over.
+		return "", nil
+	}
+	return rival, nil
 }
 
 // SetupWithManager watches the served classes (and the default class, to re-create it)

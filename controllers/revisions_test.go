@@ -2,6 +2,8 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -119,6 +121,28 @@ func expectOwner(ns, name string, inst *revisionInstance, uids map[string]types.
 	}).Should(Succeed())
 }
 
+// acceptedWriters lists the field managers that own the message of a Gateway's Accepted
+// condition: the ones whose write it shows (a field both wrote with the same value, its
+// type say, stays shared, as server-side apply does).
+func acceptedWriters(g Gomega, gw *gatewayv1.Gateway) []string {
+	var out []string
+	for _, e := range gw.ManagedFields {
+		if e.Subresource != "status" || e.FieldsV1 == nil {
+			continue
+		}
+		var fields struct {
+			Status struct {
+				Conditions map[string]map[string]json.RawMessage `json:"f:conditions"`
+			} `json:"f:status"`
+		}
+		g.Expect(json.Unmarshal(e.FieldsV1.Raw, &fields)).To(Succeed())
+		if _, ok := fields.Status.Conditions[`k:{"type":"Accepted"}`]["f:message"]; ok {
+			out = append(out, e.Manager)
+		}
+	}
+	return out
+}
+
 // managers lists the operator field managers that own fields of an object.
 func managers(obj client.Object) []string {
 	var out []string
@@ -222,6 +246,30 @@ var _ = Describe("Revision ownership", Ordered, func() {
 		}).Should(Succeed())
 		labelRevision(ns, "gw", "")
 		expectOwner(ns, "gw", updated, uids)
+	})
+
+	It("settles every quick relabelling on the right owner, with one status writer", func() {
+		notInstalled := func(g Gomega) {
+			gw := gateway(g, ns, "gw")
+			g.Expect(condition(gw, "Accepted")).To(haveCondition(metav1.ConditionFalse, "RevisionNotInstalled", gw.Generation),
+				"labels %v, Accepted %q written by %v", gw.Labels, condition(gw, "Accepted").Message, acceptedWriters(g, gw))
+			g.Expect(acceptedWriters(g, gw)).To(ConsistOf(v1alpha1.FieldManagerFor(updated.revision)), "the reporting revision alone")
+		}
+		for round := range 10 {
+			By(fmt.Sprintf("round %d: pinned to the old revision, then at once to one not installed", round+1))
+			labelRevision(ns, "gw", "asm-1-25")
+			labelRevision(ns, "gw", "asm-1-24")
+			Eventually(notInstalled).Should(Succeed())
+			Consistently(notInstalled, "2s").Should(Succeed(), "no late write of the old owner wins")
+
+			By(fmt.Sprintf("round %d: pinned to the old revision, then at once unlabelled", round+1))
+			labelRevision(ns, "gw", "asm-1-25")
+			labelRevision(ns, "gw", "")
+			expectOwner(ns, "gw", updated, uids)
+			Eventually(func(g Gomega) {
+				g.Expect(acceptedWriters(g, gateway(g, ns, "gw"))).To(ConsistOf(v1alpha1.FieldManagerFor(updated.revision)))
+			}).Should(Succeed())
+		}
 	})
 
 	It("keeps the Gateway with the new revision when the old one is uninstalled", func() {

@@ -152,11 +152,31 @@ func httpRouteParentKeys(o client.Object) []string {
 	return keys
 }
 
+// statusOverridden passes a change of a Gateway's status to something other than what this
+// operator last wrote there: another writer's (a late write of the revision that owned the
+// Gateway before, istiod's), which the status this operator reports must answer. Its own
+// writes, and the status of Gateways it does not write, pass nothing.
+func (r *GatewayReconciler) statusOverridden() predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			gw, ok := e.ObjectNew.(*gatewayv1.Gateway)
+			if !ok {
+				return false
+			}
+			last, ok := r.statusWritten.Load(client.ObjectKeyFromObject(gw))
+			return ok && last.(uint64) != status.Fingerprint(gw.Status.Conditions, contestedConditionTypes, gw.Status.Addresses, gw.Status.Listeners)
+		},
+	}
+}
+
 // SetupWithManager watches Gateways of any class (a Gateway leaving the class must be
 // cleaned up), the generated objects, and everything a Gateway's resources or status
 // depend on, each through a map function that finds exactly the Gateways concerned.
 func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	gatewayChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{})
+	gatewayChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, r.statusOverridden())
 	// The operator creates the generated objects itself, in the reconcile that already
 	// wrote the Gateway's status: their creation events would only reconcile each Gateway a
 	// second time for nothing. Updates (drift, the load balancer's address) and deletions
