@@ -454,6 +454,9 @@ var _ = Describe("A steady state", func() {
 		// Events are left out: client-go's event series bookkeeping may still be patching
 		// Events recorded by earlier specs; no Event is recorded by this resync (the
 		// recorder's debug log stays silent) and every object write is counted.
-		Consistently(func() map[string]int { return objectWrites(operatorRequests.Writes()) }, "3s").Should(BeEmpty())
+		Consistently(func() map[string]int { return objectWrites(operatorRequests.Writes()) }, "3s").Should(BeEmpty(),
+			func() string {
+				return fmt.Sprintf("writes by namespace: %v; refused: %v", operatorRequests.WritesByNamespace(), operatorRequests.RefusedWrites())
+			})
 	})
 })

@@ -2,12 +2,14 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -271,6 +273,17 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 	if err != nil {
 		return err
 	}
+	current, rival, err := r.currentStatus(ctx, gw)
+	if errors.Is(err, errCacheBehind) {
+		// The Gateway changed since the cache saw it; the change's own event reconciles it
+		// again, with an ownership decided on what it is now.
+		log.FromContext(ctx).V(1).Info("Not writing status decided on an outdated Gateway", "reason", err)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	gw = current
 	desired := gatewayStatus(gw, out, in, r.Options.Revision)
 	desired.Conditions = status.MergeConditions(gw.Status.Conditions, desired.Conditions, now)
 	for i := range desired.Listeners {
@@ -287,10 +300,6 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 		r.statusWritten.Store(key, written)
 		return nil
 	}
-	rival, err := r.statusRival(ctx, gw)
-	if err != nil {
-		return err
-	}
 	if rival != "" && r.statusContention.Reapply(key.String(), gw.Generation, time.Now()) {
 		message := fmt.Sprintf("This Gateway's status was changed back %d times within %s, last by field manager %q; the operator stopped writing Accepted, Programmed, "+
 			"listeners and addresses to end the write war: run istiod with PILOT_ENABLE_GATEWAY_API_STATUS=false, or this operator with --status-mode=%s, then change the Gateway to resume",
@@ -304,7 +313,14 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 	if err != nil {
 		return fmt.Errorf("converting status of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
 	}
+	// The resourceVersion the decision was made on is a precondition: a Gateway relabelled
+	// (handed to another revision) or changed meanwhile refuses this write with a conflict,
+	// which is retried on what the Gateway is then. A late write of a previous owner can
+	// therefore never win.
 	ac := gatewayv1ac.Gateway(gw.Name, gw.Namespace).WithStatus(statusAC)
+	if gw.ResourceVersion != "" {
+		ac.WithResourceVersion(gw.ResourceVersion)
+	}
 	// Remembered before the write, so that the watch event of the write itself is known as
 	// this operator's (statusOverridden).
 	r.statusWritten.Store(key, written)
@@ -316,32 +332,50 @@ func (r *GatewayReconciler) writeStatus(ctx context.Context, gw *gatewayv1.Gatew
 	return nil
 }
 
+// errCacheBehind says that the API server holds a newer generation or revision label of a
+// Gateway than the cache the reconcile decided on.
+var errCacheBehind = errors.New("the cache is behind the API server")
+
 // contestedConditionTypes are the Gateway conditions istiod writes too, when its Gateway
 // API status is on: the ones a standalone operator can find changed by another writer.
 var contestedConditionTypes = []string{string(gatewayv1.GatewayConditionAccepted), string(gatewayv1.GatewayConditionProgrammed)}
 
-// statusRival names the field manager that changed what this operator last wrote into the
-// Gateway's status, or "". Only when the cached status differs from that is the Gateway
-// read from the API server, for its managed fields (the cache keeps none): a cache that
-// merely lags behind the operator's own write shows the operator as the owner.
-func (r *GatewayReconciler) statusRival(ctx context.Context, gw *gatewayv1.Gateway) (string, error) {
+// currentStatus is the Gateway with the status to compare the desired one with, and the field
+// manager of another writer that changed what this operator last wrote there, or "".
+// While the cached status is what the operator last wrote (or it has written nothing),
+// the cache is that status. Otherwise the Gateway is read from the API server, for its
+// status and its managed fields (the cache keeps none): either the cache lags behind the
+// operator's own write, which the API server already holds (then nothing needs writing,
+// however late the watch event of an earlier write arrives), or another writer changed it.
+func (r *GatewayReconciler) currentStatus(ctx context.Context, gw *gatewayv1.Gateway) (*gatewayv1.Gateway, string, error) {
 	key := client.ObjectKeyFromObject(gw)
 	last, ok := r.statusWritten.Load(key)
 	if !ok || last.(uint64) == status.Fingerprint(gw.Status.Conditions, contestedConditionTypes, gw.Status.Addresses, gw.Status.Listeners) {
-		return "", nil
+		return gw, "", nil
 	}
 	fresh := &gatewayv1.Gateway{}
 	if err := r.APIReader.Get(ctx, key, fresh); err != nil {
-		return "", client.IgnoreNotFound(fmt.Errorf("reading Gateway %s for its status writers: %w", key, err))
+		if apierrors.IsNotFound(err) {
+			return gw, "", nil
+		}
+		return nil, "", fmt.Errorf("reading Gateway %s for its status and status writers: %w", key, err)
 	}
+	if fresh.Generation != gw.Generation || fresh.Labels[v1alpha1.RevisionLabel] != gw.Labels[v1alpha1.RevisionLabel] {
+		return nil, "", fmt.Errorf("%w: Gateway %s is at generation %d with %s %q, the cache at %d with %q", errCacheBehind, key,
+			fresh.Generation, v1alpha1.RevisionLabel, fresh.Labels[v1alpha1.RevisionLabel], gw.Generation, gw.Labels[v1alpha1.RevisionLabel])
+	}
+	// The spec, generation and labels are those the outcome was computed from.
+	base := *gw
+	base.Status = fresh.Status
+	base.ResourceVersion = fresh.ResourceVersion
 	for _, t := range contestedConditionTypes {
 		// Another revision of this operator writing here is a hand-over, decided by the
 		// Gateway's label, not a war: its late write is simply answered.
 		if rival := ssa.StatusWriterOf(fresh.ManagedFields, r.FieldManager, t); rival != "" && !strings.HasPrefix(rival, v1alpha1.FieldManager) {
-			return rival, nil
+			return &base, rival, nil
 		}
 	}
-	return "", nil
+	return &base, "", nil
 }
 
 // writeContendedStatus writes, instead of the whole status that another writer keeps
@@ -402,7 +436,11 @@ func (r *GatewayReconciler) writeOwnConditions(ctx context.Context, gw *gatewayv
 	for _, c := range own {
 		statusAC.WithConditions(conditionAC(c))
 	}
+	// As in writeStatus: never a late write on a Gateway that changed meanwhile.
 	ac := gatewayv1ac.Gateway(gw.Name, gw.Namespace).WithStatus(statusAC)
+	if gw.ResourceVersion != "" {
+		ac.WithResourceVersion(gw.ResourceVersion)
+	}
 	if err := r.Client.Status().Apply(ctx, ac, client.FieldOwner(fieldManager), client.ForceOwnership); err != nil {
 		return fmt.Errorf("writing status of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
 	}

@@ -87,6 +87,24 @@ func (c *Counter) WritesIn(namespace string) map[string]int {
 	return writes(counts)
 }
 
+// WritesByNamespace returns the mutating requests of every namespace that had any, by
+// namespace and key: which Gateways' objects a surprising write was for.
+func (c *Counter) WritesByNamespace() map[string]map[string]int {
+	c.mu.Lock()
+	namespaces := make([]string, 0, len(c.byNamespace))
+	for ns := range c.byNamespace {
+		namespaces = append(namespaces, ns)
+	}
+	c.mu.Unlock()
+	out := map[string]map[string]int{}
+	for _, ns := range namespaces {
+		if w := c.WritesIn(ns); len(w) > 0 {
+			out[ns] = w
+		}
+	}
+	return out
+}
+
 // Key is "VERB resource[/subresource]", e.g. "PATCH deployments" or "PATCH gateways/status";
 // watches are "WATCH resource".
 func Key(req *http.Request) string {

@@ -12,6 +12,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/test/apicounter"
 )
 
 var _ = Describe("The API server stopped and restarted", func() {
@@ -74,7 +75,9 @@ var _ = Describe("The API server stopped and restarted", func() {
 
 		By("going quiet afterwards")
 		writes := objectWrites(ns) - writesBefore
-		Consistently(func() int { return objectWrites(ns) - writesBefore }, 5*time.Second, 500*time.Millisecond).Should(Equal(writes))
+		atConvergence := requests.WritesIn(ns)
+		Consistently(func() int { return objectWrites(ns) - writesBefore }, 5*time.Second, 500*time.Millisecond).Should(Equal(writes),
+			func() string { return "writes after every Gateway was Programmed:\n" + apicounter.Format(lateWrites(atConvergence, requests.WritesIn(ns))) })
 		// Write attempts are counted on the client side; those that found the API server
 		// down (no HTTP answer) are counted apart.
 		unreachable := int(faults.unreachable.Load() - unreachableBefore)
@@ -94,3 +97,14 @@ var _ = Describe("The API server stopped and restarted", func() {
 		})
 	})
 })
+
+// lateWrites is what was written between two counts of the same namespace, by key.
+func lateWrites(before, after map[string]int) map[string]int {
+	late := map[string]int{}
+	for key, n := range after {
+		if d := n - before[key]; d > 0 {
+			late[key] = d
+		}
+	}
+	return late
+}
