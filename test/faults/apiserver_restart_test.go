@@ -77,7 +77,9 @@ var _ = Describe("The API server stopped and restarted", func() {
 		writes := objectWrites(ns) - writesBefore
 		atConvergence := requests.WritesIn(ns)
 		Consistently(func() int { return objectWrites(ns) - writesBefore }, 5*time.Second, 500*time.Millisecond).Should(Equal(writes),
-			func() string { return "writes after every Gateway was Programmed:\n" + apicounter.Format(lateWrites(atConvergence, requests.WritesIn(ns))) })
+			func() string {
+				return "writes after every Gateway was Programmed:\n" + apicounter.Format(lateWrites(atConvergence, requests.WritesIn(ns)))
+			})
 		// Write attempts are counted on the client side; those that found the API server
 		// down (no HTTP answer) are counted apart.
 		unreachable := int(faults.unreachable.Load() - unreachableBefore)
