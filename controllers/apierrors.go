@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
+	"strings"
 	"syscall"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,6 +19,26 @@ func isRefusal(err error) bool {
 	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) ||
 		apierrors.IsMethodNotSupported(err) || apierrors.IsNotAcceptable(err) || apierrors.IsUnsupportedMediaType(err) ||
 		apierrors.IsRequestEntityTooLargeError(err)
+}
+
+// immutableFields names the fields an Invalid answer says cannot change on an existing
+// object ("field is immutable", "may not change once set"), as the API server's own
+// validation decides them: a Service's loadBalancerClass or clusterIP, a Deployment's
+// selector. None for any other error.
+func immutableFields(err error) []string {
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
+		return nil
+	}
+	var fields []string
+	for _, cause := range status.Status().Details.Causes {
+		message := strings.ToLower(cause.Message)
+		if cause.Field != "" && (strings.Contains(message, "immutable") || strings.Contains(message, "may not change once set")) &&
+			!slices.Contains(fields, cause.Field) {
+			fields = append(fields, cause.Field)
+		}
+	}
+	return fields
 }
 
 // isTransient tells the API errors a later retry may not meet: conflicts (a delete's UID

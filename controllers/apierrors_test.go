@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"syscall"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 func TestAPIErrorsAreToldApart(t *testing.T) {
@@ -42,5 +44,36 @@ func TestAPIErrorsAreToldApart(t *testing.T) {
 		if got := isTransient(tc.err); got != tc.transient {
 			t.Errorf("%s: isTransient = %t, want %t", tc.name, got, tc.transient)
 		}
+	}
+}
+
+func TestImmutableFieldsComeFromTheAPIServersCauses(t *testing.T) {
+	service := schema.GroupKind{Kind: "Service"}
+	cases := []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"a load balancer class", apierrors.NewInvalid(service, "gw-istio", field.ErrorList{
+			field.Invalid(field.NewPath("spec", "loadBalancerClass"), "b", "may not change once set"),
+		}), []string{"spec.loadBalancerClass"}},
+		{"a selector, and a field that is only invalid", apierrors.NewInvalid(schema.GroupKind{Group: "apps", Kind: "Deployment"}, "gw-istio", field.ErrorList{
+			field.Invalid(field.NewPath("spec", "selector"), "x", "field is immutable"),
+			field.Invalid(field.NewPath("spec", "replicas"), -1, "must be greater than or equal to 0"),
+		}), []string{"spec.selector"}},
+		{"only invalid", apierrors.NewInvalid(service, "gw-istio", field.ErrorList{
+			field.Required(field.NewPath("spec", "ports"), ""),
+		}), nil},
+		{"not an Invalid answer", apierrors.NewBadRequest("field is immutable"), nil},
+		{"wrapped", fmt.Errorf("applying Service: %w", apierrors.NewInvalid(service, "gw-istio", field.ErrorList{
+			field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), "10.0.0.2", "may not change once set"),
+		})), []string{"spec.clusterIPs[0]"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := immutableFields(c.err); !slices.Equal(got, c.want) {
+				t.Errorf("immutableFields = %q, want %q", got, c.want)
+			}
+		})
 	}
 }

@@ -105,6 +105,9 @@ type outcome struct {
 	conflict string
 	// applyErr is set when the API server refused an apply or delete.
 	applyErr string
+	// immutable is set when an apply changes a field the API server will not change on an
+	// existing object: reported, not retried, nothing deleted.
+	immutable string
 	// retrying is set when writes have failed with transient API errors for longer than
 	// Options.FailureReportDelay; they are still being retried with backoff.
 	retrying string
@@ -406,7 +409,7 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 			strings.Join(conflicts, ", "), v1alpha1.ManagedLabelValue, v1alpha1.ManagedLabel)
 		return r.observeService(ctx, gw, out)
 	}
-	var failures, contended []string
+	var failures, contended, immutable []string
 	for i, d := range objects {
 		if d.object == nil {
 			if live[i] == nil {
@@ -486,6 +489,15 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 		}
 		r.inSync.Delete(key)
 		if err := r.Client.Apply(ctx, ac, client.FieldOwner(r.FieldManager), client.ForceOwnership); err != nil {
+			if fields := immutableFields(err); len(fields) > 0 && live[i] != nil {
+				immutable = append(immutable, immutableMessage(d.kind.name, name, fields))
+				logger.Info("A change asks for fields that cannot change on the existing object; left as it is", "kind", d.kind.name,
+					"object", klogRef(name.Namespace, name.Name), "fields", fields)
+				if d.kind.name == serviceKind.name {
+					out.service = live[i].(*corev1.Service)
+				}
+				continue
+			}
 			if isRefusal(err) {
 				failures = append(failures, fmt.Sprintf("applying %s %s: %v", d.kind.name, name, err))
 				continue
@@ -521,7 +533,21 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 	if len(contended) > 0 {
 		out.contended = strings.Join(contended, "; ")
 	}
+	if len(immutable) > 0 {
+		out.immutable = strings.Join(immutable, "; ")
+	}
 	return nil
+}
+
+// immutableMessage tells which fields of which object cannot change in place, and the two
+// ways forward; the Service's way costs its load balancer (and maybe its address).
+func immutableMessage(kind string, name types.NamespacedName, fields []string) string {
+	consequence := "new pods are created for it"
+	if kind == serviceKind.name {
+		consequence = "a new load balancer is provisioned for it, whose address may differ"
+	}
+	return fmt.Sprintf("%s %s: %s cannot change on the existing object, which was left as it is; revert the change, "+
+		"or delete %s %s to have it created anew with the change (%s)", kind, name, strings.Join(fields, ", "), kind, name, consequence)
 }
 
 // String names the object, as the contention guard keys it.

@@ -50,6 +50,8 @@ func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, in status.ListenerInputs
 			"The Gateway's addresses cannot be requested (see Accepted)", gen)
 	case out.conflict != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid), out.conflict, gen)
+	case out.immutable != "":
+		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, status.ReasonImmutableField, out.immutable, gen)
 	case out.applyErr != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid),
 			"The API server refused a generated resource: "+out.applyErr, gen)
@@ -138,6 +140,8 @@ func resourcesCondition(out *outcome, revision string, gen int64) metav1.Conditi
 		return cond(false, status.ReasonUnsupportedAddress, out.unsupportedAddress+"; the generated resources were left unchanged")
 	case out.conflict != "":
 		return cond(false, status.ReasonNameTaken, out.conflict)
+	case out.immutable != "":
+		return cond(false, status.ReasonImmutableField, out.immutable)
 	case out.applyErr != "":
 		return cond(false, status.ReasonRefused, "The API server refused a generated resource: "+out.applyErr)
 	case out.contended != "":

@@ -58,6 +58,8 @@ func TestGatewayStatus(t *testing.T) {
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"20.0.0.1"}, ""},
 		{"a hostname address", outcome{service: lbWithHostname}, nil,
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"gw.example.com"}, ""},
+		{"a change of a field that cannot change in place", outcome{service: lbWithIP, immutable: "Service ns/gw-istio: spec.loadBalancerClass cannot change on the existing object"}, nil,
+			"True/Accepted", "False/ImmutableField", "True/Applied", []string{"20.0.0.1"}, "spec.loadBalancerClass cannot change"},
 		{"a ClusterIP Service's address", outcome{service: clusterIP}, nil,
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"10.0.0.9"}, ""},
 		{"waiting for the load balancer", outcome{service: lb}, nil,

@@ -18,7 +18,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 if [ -x "$out/kwok" ] && [ -x "$out/metallb-controller" ] && [ -f "$out/kwok-stages.yaml" ] \
-  && [ -d "$out/metallb-crds" ] && [ "$(cat "$out/VERSIONS" 2>/dev/null)" = "kwok $KWOK_VERSION metallb $METALLB_VERSION" ]; then
+  && [ -d "$out/metallb-crds" ] && [ "$(cat "$out/VERSIONS" 2>/dev/null)" = "kwok $KWOK_VERSION metallb $METALLB_VERSION stages 2" ]; then
   echo "e2e-tools: $out is complete"
   exit 0
 fi
@@ -37,7 +37,21 @@ kwok_dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/^[
 metallb_dir=$(go mod download -json "go.universe.tf/metallb@$METALLB_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
 
 # Nodes become Ready at once and keep their Lease and conditions fresh; pods become
-# Running and Ready once scheduled, and go away when deleted (kwok's "fast" stages).
+# Running and Ready once scheduled, and go away when deleted (kwok's "fast" stages). A pod
+# may ask for time, as a real proxy takes to start (fetch its configuration) and to drain:
+# the annotations pod-ready.stage.kwok.x-k8s.io/delay and pod-delete.stage.kwok.x-k8s.io/delay
+# (a Go duration) delay those two stages, which the rollout specs of the e2e suite use.
+with_delay() { # STAGE FILE: the stage with a delay read from the pod's annotation
+  awk -v stage="$1" '
+    { print }
+    !done && /^    kind: Pod$/ {
+      print "  delay:"
+      print "    durationMilliseconds: 0"
+      print "    durationFrom:"
+      print "      expressionFrom: '"'"'.metadata.annotations[\"" stage ".stage.kwok.x-k8s.io/delay\"]'"'"'"
+      done = 1
+    }' "$2"
+}
 {
   for f in "$kwok_dir"/kustomize/stage/node/fast/node-initialize.yaml \
            "$kwok_dir"/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
@@ -46,7 +60,11 @@ metallb_dir=$(go mod download -json "go.universe.tf/metallb@$METALLB_VERSION" | 
            "$kwok_dir"/kustomize/stage/pod/fast/pod-delete.yaml; do
     echo "---"
     echo "# from sigs.k8s.io/kwok@$KWOK_VERSION/${f#"$kwok_dir"/}"
-    cat "$f"
+    case "$(basename "$f")" in
+      pod-ready.yaml) echo "# with a delay from the pod's annotation"; with_delay pod-ready "$f" ;;
+      pod-delete.yaml) echo "# with a delay from the pod's annotation"; with_delay pod-delete "$f" ;;
+      *) cat "$f" ;;
+    esac
   done
 } > "$tmp/kwok-stages.yaml"
 
@@ -58,5 +76,5 @@ chmod -R u+w "$out/metallb-crds"
 mv "$tmp/kwok" "$out/kwok"
 mv "$tmp/controller" "$out/metallb-controller"
 mv "$tmp/kwok-stages.yaml" "$out/kwok-stages.yaml"
-echo "kwok $KWOK_VERSION metallb $METALLB_VERSION" > "$out/VERSIONS"
+echo "kwok $KWOK_VERSION metallb $METALLB_VERSION stages 2" > "$out/VERSIONS"
 echo "e2e-tools: $out is complete"

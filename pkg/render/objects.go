@@ -56,6 +56,7 @@ func deployment(in Inputs, meta metav1.ObjectMeta, labels, annotations map[strin
 		ObjectMeta: meta,
 		Spec: appsv1.DeploymentSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.GatewayNameLabel: gw.Name}},
+			Strategy: RolloutStrategy(),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: podAnnotations},
 				Spec: corev1.PodSpec{
@@ -316,6 +317,21 @@ func podDisruptionBudget(meta metav1.ObjectMeta, gatewayName string) *policyv1.P
 		Spec: policyv1.PodDisruptionBudgetSpec{
 			MinAvailable: ptr.To(intstr.FromInt32(1)),
 			Selector:     &metav1.LabelSelector{MatchLabels: map[string]string{v1alpha1.GatewayNameLabel: gatewayName}},
+		},
+	}
+}
+
+// RolloutStrategy keeps every serving gateway pod until its replacement is Ready: a rollout
+// (a new proxy image, resources, a revision hand-over) never lowers the number of ready
+// endpoints below the replicas it started with, and adds up to a quarter more pods (at
+// least one) at a time. Kubernetes' default (25% unavailable) would take one pod in four
+// out of the load balancer at once.
+func RolloutStrategy() appsv1.DeploymentStrategy {
+	return appsv1.DeploymentStrategy{
+		Type: appsv1.RollingUpdateDeploymentStrategyType,
+		RollingUpdate: &appsv1.RollingUpdateDeployment{
+			MaxUnavailable: new(intstr.FromInt32(0)),
+			MaxSurge:       new(intstr.FromString("25%")),
 		},
 	}
 }

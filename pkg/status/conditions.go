@@ -58,6 +58,9 @@ const (
 	ReasonNameTaken = "NameTaken"
 	// ReasonRefused: the API server refused a generated object.
 	ReasonRefused = "Refused"
+	// ReasonImmutableField: a change asks for a field the API server will not change on an
+	// existing object; the object is left as it is until the user decides (no retry loop).
+	ReasonImmutableField = "ImmutableField"
 	// ReasonPending mirrors Gateway API's reason while writes are retried after API errors.
 	ReasonPending = string(gatewayv1.GatewayReasonPending)
 	// ReasonContended: another writer kept changing generated objects back, and the

@@ -531,4 +531,5 @@ var knownDifferences = map[string]string{
 	"label " + v1alpha1.ManagedLabel:            "each controller marks what it generates with its own value (pods and Deployment)",
 	"deployment label " + v1alpha1.ManagedLabel: "each controller marks what it generates with its own value (pods and Deployment)",
 	"pod securityContext":                       "the operator adds seccompProfile RuntimeDefault, so that gateway pods pass the restricted Pod Security Standard",
+	"deployment strategy":                       "the operator renders maxUnavailable 0 with a 25% surge, so that a rollout never takes a serving pod out before its replacement is Ready",
 }

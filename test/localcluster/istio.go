@@ -24,6 +24,12 @@ const (
 // proxies' default config) and the injector values (hub, tag, mesh ID, network, cluster).
 // No istiod runs with them locally; they stand for an installed revision.
 func IstioRevisionConfigMaps(namespace, revision string) []*corev1.ConfigMap {
+	return IstioRevisionConfigMapsWithTag(namespace, revision, IstioProxyTag)
+}
+
+// IstioRevisionConfigMapsWithTag are IstioRevisionConfigMaps for a revision whose proxies
+// run another image tag: an upgrade to a new minor version.
+func IstioRevisionConfigMapsWithTag(namespace, revision, tag string) []*corev1.ConfigMap {
 	rev := revision
 	if rev == "" {
 		rev = "default"
@@ -37,7 +43,7 @@ func IstioRevisionConfigMaps(namespace, revision string) []*corev1.ConfigMap {
 		{
 			ObjectMeta: metav1.ObjectMeta{Name: meshconfig.InjectorConfigMapName(revision), Namespace: namespace, Labels: map[string]string{"istio.io/rev": rev}},
 			Data: map[string]string{meshconfig.ValuesKey: fmt.Sprintf(`{"revision":%q,"global":{"hub":%q,"tag":%q,"istioNamespace":%q,"pilotCertProvider":"istiod","meshID":"","network":"","multiCluster":{"clusterName":""}}}`,
-				rev, IstioProxyHub, IstioProxyTag, namespace)},
+				rev, IstioProxyHub, tag, namespace)},
 		},
 	}
 }
@@ -45,7 +51,12 @@ func IstioRevisionConfigMaps(namespace, revision string) []*corev1.ConfigMap {
 // InstallIstioRevision creates a revision's ConfigMaps (IstioRevisionConfigMaps); ones that
 // exist are left as they are.
 func InstallIstioRevision(ctx context.Context, c client.Client, namespace, revision string) error {
-	for _, cm := range IstioRevisionConfigMaps(namespace, revision) {
+	return InstallIstioRevisionWithTag(ctx, c, namespace, revision, IstioProxyTag)
+}
+
+// InstallIstioRevisionWithTag is InstallIstioRevision for proxies of another image tag.
+func InstallIstioRevisionWithTag(ctx context.Context, c client.Client, namespace, revision, tag string) error {
+	for _, cm := range IstioRevisionConfigMapsWithTag(namespace, revision, tag) {
 		if err := c.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 		}

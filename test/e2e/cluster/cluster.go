@@ -494,6 +494,10 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// Admin is a client with the cluster admin's identity, for what a test sets up around the
+// user's steps (an installed revision's ConfigMaps, say).
+func (c *Cluster) Admin() client.Client { return c.admin }
+
 // Kubectl runs kubectl as the admin and returns its standard output and error.
 func (c *Cluster) Kubectl(ctx context.Context, stdin string, args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
