@@ -91,15 +91,22 @@ func (c *Counter) WritesIn(namespace string) map[string]int {
 // namespace and key: which Gateways' objects a surprising write was for.
 func (c *Counter) WritesByNamespace() map[string]map[string]int {
 	c.mu.Lock()
-	namespaces := make([]string, 0, len(c.byNamespace))
-	for ns := range c.byNamespace {
-		namespaces = append(namespaces, ns)
-	}
-	c.mu.Unlock()
+	defer c.mu.Unlock()
 	out := map[string]map[string]int{}
-	for _, ns := range namespaces {
-		if w := c.WritesIn(ns); len(w) > 0 {
+	for ns, counts := range c.byNamespace {
+		if w := writes(counts); len(w) > 0 {
 			out[ns] = w
+		}
+	}
+	return out
+}
+
+// Delta is what grew between two counts of the same keys: the requests made in between.
+func Delta[V int | float64](after, before map[string]V) map[string]V {
+	out := map[string]V{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
 		}
 	}
 	return out

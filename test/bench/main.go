@@ -43,6 +43,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/test/apicounter"
 	"github.com/kubegate/istio-gateway-operator/test/localcluster"
 )
 
@@ -298,7 +299,7 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.requests = delta(counters(after, "istio_gateway_operator_api_requests_total", "verb", "resource"),
+	res.requests = apicounter.Delta(counters(after, "istio_gateway_operator_api_requests_total", "verb", "resource"),
 		counters(before, "istio_gateway_operator_api_requests_total", "verb", "resource"))
 	res.p50, res.p99 = reconcileQuantiles(before, after)
 	cpuAfter, _, hwm, err := op.procStats()
@@ -329,7 +330,7 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range delta(counters(idleAfter, "istio_gateway_operator_api_requests_total", "verb", "resource"),
+	for k, v := range apicounter.Delta(counters(idleAfter, "istio_gateway_operator_api_requests_total", "verb", "resource"),
 		counters(idleBefore, "istio_gateway_operator_api_requests_total", "verb", "resource")) {
 		switch {
 		case !isWriteKey(k):
@@ -368,7 +369,7 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range delta(counters(classAfter, "istio_gateway_operator_api_requests_total", "verb", "resource"),
+	for k, v := range apicounter.Delta(counters(classAfter, "istio_gateway_operator_api_requests_total", "verb", "resource"),
 		counters(classBefore, "istio_gateway_operator_api_requests_total", "verb", "resource")) {
 		if isWriteKey(k) && !strings.HasSuffix(k, " leases") {
 			res.classWrites += v
@@ -736,16 +737,6 @@ func gauge(families map[string]*dto.MetricFamily, name string) float64 {
 		return 0
 	}
 	return f.GetMetric()[0].GetGauge().GetValue()
-}
-
-func delta(after, before map[string]float64) map[string]float64 {
-	out := map[string]float64{}
-	for k, v := range after {
-		if d := v - before[k]; d > 0 {
-			out[k] = d
-		}
-	}
-	return out
 }
 
 // reconcileQuantiles estimates p50 and p99 of the Gateway reconcile time between two

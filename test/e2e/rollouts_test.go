@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -173,9 +174,7 @@ var _ = Describe("Changes without downtime, measured at the endpoints", Ordered,
 		changed, err := yaml.Marshal(fragment)
 		Expect(err).NotTo(HaveOccurred())
 		patch := func(deployment string) string {
-			data, err := yaml.Marshal(map[string]any{"data": map[string]any{"deployment": deployment}})
-			Expect(err).NotTo(HaveOccurred())
-			js, err := yaml.YAMLToJSON(data)
+			js, err := json.Marshal(map[string]any{"data": map[string]any{"deployment": deployment}})
 			Expect(err).NotTo(HaveOccurred())
 			return string(js)
 		}

@@ -78,7 +78,7 @@ var _ = Describe("The API server stopped and restarted", func() {
 		atConvergence := requests.WritesIn(ns)
 		Consistently(func() int { return objectWrites(ns) - writesBefore }, 5*time.Second, 500*time.Millisecond).Should(Equal(writes),
 			func() string {
-				return "writes after every Gateway was Programmed:\n" + apicounter.Format(lateWrites(atConvergence, requests.WritesIn(ns)))
+				return "writes after every Gateway was Programmed:\n" + apicounter.Format(apicounter.Delta(requests.WritesIn(ns), atConvergence))
 			})
 		// Write attempts are counted on the client side; those that found the API server
 		// down (no HTTP answer) are counted apart.
@@ -99,14 +99,3 @@ var _ = Describe("The API server stopped and restarted", func() {
 		})
 	})
 })
-
-// lateWrites is what was written between two counts of the same namespace, by key.
-func lateWrites(before, after map[string]int) map[string]int {
-	late := map[string]int{}
-	for key, n := range after {
-		if d := n - before[key]; d > 0 {
-			late[key] = d
-		}
-	}
-	return late
-}
