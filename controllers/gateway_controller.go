@@ -108,6 +108,9 @@ type outcome struct {
 	// immutable is set when an apply changes a field the API server will not change on an
 	// existing object: reported, not retried, nothing deleted.
 	immutable string
+	// replacing is set while a Service the Gateway opted in to replace is terminating; the
+	// new one is created once it is gone.
+	replacing string
 	// retrying is set when writes have failed with transient API errors for longer than
 	// Options.FailureReportDelay; they are still being retried with backoff.
 	retrying string
@@ -490,6 +493,17 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 		r.inSync.Delete(key)
 		if err := r.Client.Apply(ctx, ac, client.FieldOwner(r.FieldManager), client.ForceOwnership); err != nil {
 			if fields := immutableFields(err); len(fields) > 0 && live[i] != nil {
+				if d.kind.name == serviceKind.name && replaceOptedIn(gw) {
+					svc, message, err := r.replaceService(ctx, gw, d, live[i].(*corev1.Service), fields)
+					if err != nil {
+						if !isRefusal(err) {
+							return err
+						}
+						failures = append(failures, err.Error())
+					}
+					out.service, out.replacing = svc, message
+					continue
+				}
 				immutable = append(immutable, immutableMessage(d.kind.name, name, fields))
 				logger.Info("A change asks for fields that cannot change on the existing object; left as it is", "kind", d.kind.name,
 					"object", klogRef(name.Namespace, name.Name), "fields", fields)
@@ -546,8 +560,12 @@ func immutableMessage(kind string, name types.NamespacedName, fields []string) s
 	if kind == serviceKind.name {
 		consequence = "a new load balancer is provisioned for it, whose address may differ"
 	}
-	return fmt.Sprintf("%s %s: %s cannot change on the existing object, which was left as it is; revert the change, "+
+	message := fmt.Sprintf("%s %s: %s cannot change on the existing object, which was left as it is; revert the change, "+
 		"or delete %s %s to have it created anew with the change (%s)", kind, name, strings.Join(fields, ", "), kind, name, consequence)
+	if kind == serviceKind.name {
+		message += fmt.Sprintf(", or annotate the Gateway %s=true to have the operator replace it, asking for the address it has", v1alpha1.ReplaceOnImmutableChangeAnnotation)
+	}
+	return message
 }
 
 // String names the object, as the contention guard keys it.

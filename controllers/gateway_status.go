@@ -52,6 +52,8 @@ func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, in status.ListenerInputs
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid), out.conflict, gen)
 	case out.immutable != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, status.ReasonImmutableField, out.immutable, gen)
+	case out.replacing != "":
+		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonPending), out.replacing, gen)
 	case out.applyErr != "":
 		programmed = status.Condition(string(gatewayv1.GatewayConditionProgrammed), false, string(gatewayv1.GatewayReasonInvalid),
 			"The API server refused a generated resource: "+out.applyErr, gen)
@@ -107,6 +109,10 @@ func gatewayStatus(gw *gatewayv1.Gateway, out *outcome, in status.ListenerInputs
 		Addresses:  addresses,
 		Conditions: []metav1.Condition{accepted, programmed, customized, resourcesCondition(out, revision, gen)},
 	}
+	kept, invalid := render.KeptAddress(gw)
+	if c := status.AddressKept(v1alpha1.KeptAddressAnnotation, kept, invalid, gw.Namespace+"/"+render.Name(gw.Name), serviceAddresses(out.service), gen); c != nil {
+		st.Conditions = append(st.Conditions, *c)
+	}
 	for _, l := range listeners {
 		st.Listeners = append(st.Listeners, l.Status)
 	}
@@ -142,6 +148,8 @@ func resourcesCondition(out *outcome, revision string, gen int64) metav1.Conditi
 		return cond(false, status.ReasonNameTaken, out.conflict)
 	case out.immutable != "":
 		return cond(false, status.ReasonImmutableField, out.immutable)
+	case out.replacing != "":
+		return cond(false, status.ReasonReplacing, out.replacing)
 	case out.applyErr != "":
 		return cond(false, status.ReasonRefused, "The API server refused a generated resource: "+out.applyErr)
 	case out.contended != "":

@@ -3,8 +3,12 @@ package controllers_test
 import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 )
 
 var _ = Describe("A customization that changes a field the API server will not change in place", func() {
@@ -58,6 +62,108 @@ var _ = Describe("A customization that changes a field the API server will not c
 		Eventually(func(g Gomega) {
 			gw := gateway(g, ns, "gw")
 			g.Expect(condition(gw, "gateway.istio.io/ResourcesApplied")).To(haveCondition(metav1.ConditionTrue, "Applied", gw.Generation))
+		}).Should(Succeed())
+	})
+
+	It("replaces the Service in stages when the Gateway opts in, asking for the address the old one had, and says whether it was kept", func() {
+		const ns = "immutable-replace"
+		createNamespace(ns)
+		Expect(k8sClient.Create(ctx, configMap(ns, "gw-options", loadBalancerClass("example.com/first")))).To(Succeed())
+		gw := httpGateway(ns, "gw")
+		gw.Annotations = map[string]string{v1alpha1.ReplaceOnImmutableChangeAnnotation: "true"}
+		gw.Spec.Infrastructure = parametersRef("gw-options")
+		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
+		DeferCleanup(func() {
+			Expect(k8sClient.Delete(ctx, &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"}})).To(Succeed())
+		})
+		var old *corev1.Service
+		Eventually(func(g Gomega) {
+			old = service(g, ns, "gw-istio")
+			g.Expect(old.Spec.LoadBalancerClass).To(HaveValue(Equal("example.com/first")))
+		}).Should(Succeed())
+		setLoadBalancerIP(ns, "gw-istio", "172.18.255.200")
+		By("holding the old Service with a finalizer, as a cloud's load balancer controller does until it has released the load balancer")
+		Eventually(func(g Gomega) {
+			svc := service(g, ns, "gw-istio")
+			svc.Finalizers = append(svc.Finalizers, "example.com/load-balancer-cleanup")
+			g.Expect(k8sClient.Update(ctx, svc)).To(Succeed())
+		}).Should(Succeed())
+
+		By("changing the class of the load balancer")
+		updateConfigMap(ns, "gw-options", loadBalancerClass("example.com/second"))
+		Eventually(func(g Gomega) {
+			gw := gateway(g, ns, "gw")
+			g.Expect(gw.Annotations).To(HaveKeyWithValue(v1alpha1.KeptAddressAnnotation, "172.18.255.200"))
+			g.Expect(condition(gw, "gateway.istio.io/ResourcesApplied")).To(haveCondition(metav1.ConditionFalse, "Replacing", gw.Generation))
+			programmed := condition(gw, "Programmed")
+			g.Expect(programmed).To(haveCondition(metav1.ConditionFalse, "Pending", gw.Generation))
+			g.Expect(programmed.Message).To(ContainSubstring("Service immutable-replace/gw-istio is being replaced to change spec.loadBalancerClass"))
+			g.Expect(service(g, ns, "gw-istio").DeletionTimestamp).NotTo(BeNil())
+		}).Should(Succeed())
+
+		By("creating the new Service once the old one is gone, asking for the old address")
+		Eventually(func(g Gomega) {
+			svc := service(g, ns, "gw-istio")
+			svc.Finalizers = nil
+			g.Expect(k8sClient.Update(ctx, svc)).To(Succeed())
+		}).Should(Succeed())
+		Eventually(func(g Gomega) {
+			svc := service(g, ns, "gw-istio")
+			g.Expect(svc.UID).NotTo(Equal(old.UID))
+			g.Expect(svc.Spec.LoadBalancerClass).To(HaveValue(Equal("example.com/second")))
+			g.Expect(svc.Spec.LoadBalancerIP).To(Equal("172.18.255.200"))
+			gw := gateway(g, ns, "gw")
+			g.Expect(condition(gw, "gateway.istio.io/ResourcesApplied")).To(haveCondition(metav1.ConditionTrue, "Applied", gw.Generation))
+			g.Expect(condition(gw, "gateway.istio.io/AddressKept")).To(haveCondition(metav1.ConditionUnknown, "Pending", gw.Generation))
+		}).Should(Succeed())
+		Eventually(func(g Gomega) []string { return eventNotes(g, ns, "gw") }).
+			Should(ContainElement(ContainSubstring("Deleted Service immutable-replace/gw-istio to change spec.loadBalancerClass")))
+
+		By("saying the address was kept when the load balancer gives it back")
+		setLoadBalancerIP(ns, "gw-istio", "172.18.255.200")
+		Eventually(func(g Gomega) {
+			gw := gateway(g, ns, "gw")
+			g.Expect(condition(gw, "gateway.istio.io/AddressKept")).To(haveCondition(metav1.ConditionTrue, "Kept", gw.Generation))
+			g.Expect(condition(gw, "Programmed")).To(haveCondition(metav1.ConditionTrue, "Programmed", gw.Generation))
+			g.Expect(gw.Status.Addresses).To(ConsistOf(HaveField("Value", "172.18.255.200")))
+		}).Should(Succeed())
+
+		By("saying the address was lost when the load balancer hands out another one, with a Warning")
+		setLoadBalancerIP(ns, "gw-istio", "172.18.255.201")
+		Eventually(func(g Gomega) {
+			gw := gateway(g, ns, "gw")
+			lost := condition(gw, "gateway.istio.io/AddressKept")
+			g.Expect(lost).To(haveCondition(metav1.ConditionFalse, "Lost", gw.Generation))
+			g.Expect(lost.Message).To(ContainSubstring("assigned 172.18.255.201 instead of 172.18.255.200"))
+		}).Should(Succeed())
+		Eventually(func(g Gomega) []string { return eventNotes(g, ns, "gw") }).
+			Should(ContainElement(ContainSubstring("clients of 172.18.255.200 must move to the new address")))
+
+		By("dropping the condition, and the request for the address, when the user removes the annotation")
+		updateGateway(ns, "gw", func(gw *gatewayv1.Gateway) { delete(gw.Annotations, v1alpha1.KeptAddressAnnotation) })
+		Eventually(func(g Gomega) {
+			gw := gateway(g, ns, "gw")
+			g.Expect(meta.FindStatusCondition(gw.Status.Conditions, "gateway.istio.io/AddressKept")).To(BeNil())
+			g.Expect(service(g, ns, "gw-istio").Spec.LoadBalancerIP).To(BeEmpty())
+		}).Should(Succeed())
+	})
+
+	It("tells the way to opt in when it only reports", func() {
+		const ns = "immutable-hint"
+		createNamespace(ns)
+		Expect(k8sClient.Create(ctx, configMap(ns, "gw-options", loadBalancerClass("example.com/first")))).To(Succeed())
+		gw := httpGateway(ns, "gw")
+		gw.Spec.Infrastructure = parametersRef("gw-options")
+		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
+		DeferCleanup(func() {
+			Expect(k8sClient.Delete(ctx, &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"}})).To(Succeed())
+		})
+		Eventually(func(g Gomega) { g.Expect(service(g, ns, "gw-istio").Spec.LoadBalancerClass).To(HaveValue(Equal("example.com/first"))) }).Should(Succeed())
+		updateConfigMap(ns, "gw-options", loadBalancerClass("example.com/second"))
+		Eventually(func(g Gomega) {
+			gw := gateway(g, ns, "gw")
+			g.Expect(condition(gw, "Programmed").Message).To(ContainSubstring("or annotate the Gateway " + v1alpha1.ReplaceOnImmutableChangeAnnotation + "=true"))
+			g.Expect(gw.Annotations).NotTo(HaveKey(v1alpha1.KeptAddressAnnotation))
 		}).Should(Succeed())
 	})
 })

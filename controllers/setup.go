@@ -172,11 +172,32 @@ func (r *GatewayReconciler) statusOverridden() predicate.Funcs {
 	}
 }
 
+// annotationChanged passes an update that changes one of the given annotations: the few
+// a Gateway's metadata (not its spec) holds that decide what the operator does.
+func annotationChanged(keys ...string) predicate.Funcs {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			for _, k := range keys {
+				before, hadBefore := e.ObjectOld.GetAnnotations()[k]
+				after, hasAfter := e.ObjectNew.GetAnnotations()[k]
+				if before != after || hadBefore != hasAfter {
+					return true
+				}
+			}
+			return false
+		},
+	}
+}
+
 // SetupWithManager watches Gateways of any class (a Gateway leaving the class must be
 // cleaned up), the generated objects, and everything a Gateway's resources or status
 // depend on, each through a map function that finds exactly the Gateways concerned.
 func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	gatewayChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, r.statusOverridden())
+	gatewayChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, r.statusOverridden(),
+		annotationChanged(v1alpha1.ReplaceOnImmutableChangeAnnotation, v1alpha1.KeptAddressAnnotation))
 	// The operator creates the generated objects itself, in the reconcile that already
 	// wrote the Gateway's status: their creation events would only reconcile each Gateway a
 	// second time for nothing. Updates (drift, the load balancer's address) and deletions

@@ -8,6 +8,11 @@ const (
 	// RevisionLabel pins a Gateway to one control-plane revision and records, on generated
 	// resources, which revision renders them.
 	RevisionLabel = "istio.io/rev"
+	// ReplaceOnImmutableChangeAnnotation, set to "true" on a Gateway, lets the operator
+	// replace its Service when a change cannot be made in place (spec.loadBalancerClass):
+	// the old Service is deleted and a new one asks for the address the old one had. Without
+	// it such a change is only reported, because a new Service costs a new load balancer.
+	ReplaceOnImmutableChangeAnnotation = "gateway.istio.io/replace-on-immutable-change"
 )
 
 // Labels the operator puts on what it generates, so that it can find its objects and
@@ -22,6 +27,11 @@ const (
 	GatewayNameLabel = "gateway.networking.k8s.io/gateway-name"
 	// GatewayClassNameLabel names the class on every generated resource (GEP-1762).
 	GatewayClassNameLabel = "gateway.networking.k8s.io/gateway-class-name"
+	// KeptAddressAnnotation is written on a Gateway before its Service is replaced: the
+	// load balancer address the old Service had, which the new one asks for (as
+	// spec.loadBalancerIP) while spec.addresses asks for none. It survives an operator
+	// restart between the deletion and the creation; users remove it to stop asking.
+	KeptAddressAnnotation = "gateway.istio.io/kept-address"
 )
 
 // Defaults shared by the operator's flags, its manifests and the docs.

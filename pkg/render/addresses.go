@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+
+	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 )
 
 // AddressRequest is what a Gateway's spec.addresses ask of its LoadBalancer Service.
@@ -48,4 +50,30 @@ func (r AddressRequest) UnsupportedMessage() string {
 		return ""
 	}
 	return "spec.addresses " + strings.Join(r.Unsupported, ", ") + " cannot be requested from a LoadBalancer Service; remove them"
+}
+
+// KeptAddress reads the address recorded on a Gateway before its Service was replaced
+// (v1alpha1.KeptAddressAnnotation), which the Service asks for while spec.addresses asks
+// for none. It is "" when there is none, or when spec.addresses decides; invalid holds an
+// annotation value that is not an IP address, which is ignored.
+func KeptAddress(gw *gatewayv1.Gateway) (address, invalid string) {
+	value, ok := gw.Annotations[v1alpha1.KeptAddressAnnotation]
+	if !ok || len(RequestedAddresses(gw).IPs) > 0 {
+		return "", ""
+	}
+	ip, err := netip.ParseAddr(value)
+	if err != nil {
+		return "", value
+	}
+	return ip.String(), ""
+}
+
+// ServiceAddress is the one address the Gateway's LoadBalancer Service asks for: the first
+// of spec.addresses, else the kept address, else "" (any).
+func ServiceAddress(gw *gatewayv1.Gateway) string {
+	if ips := RequestedAddresses(gw).IPs; len(ips) > 0 {
+		return ips[0]
+	}
+	address, _ := KeptAddress(gw)
+	return address
 }

@@ -266,9 +266,7 @@ func service(in Inputs, meta metav1.ObjectMeta) *corev1.Service {
 			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyPreferDualStack),
 		},
 	}
-	if ips := RequestedAddresses(gw).IPs; len(ips) > 0 {
-		svc.Spec.LoadBalancerIP = ips[0]
-	}
+	svc.Spec.LoadBalancerIP = ServiceAddress(gw)
 	return svc
 }
 

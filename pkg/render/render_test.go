@@ -135,6 +135,9 @@ func TestRenderGolden(t *testing.T) {
 		{Name: "dns", Port: 53, Protocol: gatewayv1.UDPProtocolType},
 	}
 	manyListeners.Spec.Addresses = []gatewayv1.GatewaySpecAddress{{Value: "10.1.2.3"}}
+	// A Service replaced to change its load balancer class asks for the address it had.
+	replaced := walkthroughGateway()
+	replaced.Annotations = map[string]string{v1alpha1.KeptAddressAnnotation: "172.18.255.200"}
 	// Listeners that cannot be served get no Service port (their status says why).
 	unservable := walkthroughGateway()
 	unservable.Spec.Listeners = []gatewayv1.Listener{
@@ -195,6 +198,9 @@ service: |
 `))
 		}},
 		{"many-listeners", func(t *testing.T) Inputs { return inputs(manyListeners) }},
+		{"replaced-service", func(t *testing.T) Inputs {
+			return inputs(replaced, layer(t, "default/gw-options", "service: |\n  spec:\n    loadBalancerClass: example.com/second\n"))
+		}},
 		{"unservable-listeners", func(t *testing.T) Inputs { return inputs(unservable) }},
 		{"revision-identity", func(t *testing.T) Inputs {
 			// A multi-cluster, multi-network mesh with its own trust domain, as the

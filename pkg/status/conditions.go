@@ -28,7 +28,12 @@ const ConditionResourcesApplied = "gateway.istio.io/ResourcesApplied"
 
 // OwnConditionTypes are the Gateway condition types the operator writes in every status
 // mode; beside istiod, the only ones.
-var OwnConditionTypes = []string{ConditionCustomizationsApplied, ConditionResourcesApplied}
+var OwnConditionTypes = []string{ConditionCustomizationsApplied, ConditionResourcesApplied, ConditionAddressKept}
+
+// ConditionAddressKept is the operator's own Gateway condition while the Gateway carries
+// v1alpha1.KeptAddressAnnotation: whether the load balancer gave the replacement Service
+// the address the old one had, so that a replacement never loses an address silently.
+const ConditionAddressKept = "gateway.istio.io/AddressKept"
 
 // ConditionClassDefaultsResolved is the operator's own GatewayClass condition: whether
 // exactly one class-level defaults ConfigMap could be told apart.
@@ -72,6 +77,15 @@ const (
 	// ReasonIstiodDeploymentController: istiod's own gateway deployment controller generates
 	// the same objects, so the operator stands back until it is turned off.
 	ReasonIstiodDeploymentController = "IstiodDeploymentController"
+	// ReasonReplacing: the Service is being replaced (the Gateway opted in), and the old
+	// one is still terminating.
+	ReasonReplacing = "Replacing"
+	// ReasonKept: the replacement Service has the address the old one had.
+	ReasonKept = "Kept"
+	// ReasonLost: the load balancer gave the replacement Service another address.
+	ReasonLost = "Lost"
+	// ReasonInvalidAddress: the kept-address annotation holds no IP address.
+	ReasonInvalidAddress = "InvalidAddress"
 )
 
 // API limits on the text the operator reports.
@@ -121,8 +135,15 @@ func MergeConditions(existing, desired []metav1.Condition, now metav1.Time) []me
 }
 
 // ConditionsUpToDate reports whether existing already holds every desired condition
-// exactly, ignoring conditions of other types (other controllers own those).
+// exactly, and none of the operator's own types that desired leaves out; conditions of
+// other types are ignored (other controllers own those).
 func ConditionsUpToDate(existing, desired []metav1.Condition) bool {
+	for _, own := range OwnConditionTypes {
+		// One of the operator's own conditions that is no longer reported must go.
+		if meta.FindStatusCondition(existing, own) != nil && meta.FindStatusCondition(desired, own) == nil {
+			return false
+		}
+	}
 	for _, d := range desired {
 		prev := meta.FindStatusCondition(existing, d.Type)
 		if prev == nil || prev.Status != d.Status || prev.Reason != d.Reason || prev.Message != d.Message ||

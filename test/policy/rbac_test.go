@@ -21,9 +21,12 @@ var allowedWrites = map[string][]string{
 	"serviceaccounts":          {"create", "patch", "delete"},
 	"horizontalpodautoscalers": {"create", "patch", "delete"},
 	"poddisruptionbudgets":     {"create", "patch", "delete"},
-	"gateways/status":          {"patch", "update"},
-	"gateways/finalizers":      {"update"},
-	"gatewayclasses/status":    {"patch", "update"},
+	// Only one annotation, the address kept through a Service replacement the Gateway
+	// opted in to (gateway.istio.io/kept-address); never the spec.
+	"gateways":              {"patch"},
+	"gateways/status":       {"patch", "update"},
+	"gateways/finalizers":   {"update"},
+	"gatewayclasses/status": {"patch", "update"},
 	// Parent status of HTTPRoutes, written only with --route-status (no istiod).
 	"httproutes/status": {"patch", "update"},
 	"gatewayclasses":    {"create"},
