@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
@@ -217,7 +220,100 @@ var _ = Describe("Changes without downtime, measured at the endpoints", Ordered,
 			replicas(ctx, 2)(g)
 		})
 	})
+
+	It("replaces the Service to move it to another kind of load balancer when the Gateway opts in, keeping its address", func(ctx SpecContext) {
+		const class = "e2e.example.com/second"
+		Expect(env.StartLoadBalancerClass(class)).To(Succeed())
+		before := &corev1.Service{}
+		Expect(env.Admin().Get(ctx, types.NamespacedName{Namespace: rolloutNamespace, Name: rolloutService}, before)).To(Succeed())
+		Expect(before.Status.LoadBalancer.Ingress).NotTo(BeEmpty())
+		address := before.Status.LoadBalancer.Ingress[0].IP
+		kubectl(ctx, "annotate", gatewayKind, "-n", rolloutNamespace, rolloutGateway, v1alpha1.ReplaceOnImmutableChangeAnnotation+"=true")
+		Eventually(watch.Now).Should(Equal(2))
+		addresses := watchServiceAddress(ctx, types.NamespacedName{Namespace: rolloutNamespace, Name: rolloutService})
+		start := time.Now()
+		kubectl(ctx, "patch", "configmap", "-n", rolloutNamespace, "edge-options", "--type=merge",
+			"-p", `{"data":{"service":"spec:\n  loadBalancerClass: `+class+`\n"}}`)
+		kubectl(ctx, "wait", "--for=condition=gateway.istio.io/AddressKept", gatewayKind, "-n", rolloutNamespace, rolloutGateway, "--timeout=120s")
+		kubectl(ctx, "wait", "--for=condition=programmed", gatewayKind, "-n", rolloutNamespace, rolloutGateway, "--timeout=60s")
+		Eventually(watch.Now, time.Minute).Should(Equal(2), "ready endpoints after the replacement")
+		end := time.Now()
+		after := &corev1.Service{}
+		Expect(env.Admin().Get(ctx, types.NamespacedName{Namespace: rolloutNamespace, Name: rolloutService}, after)).To(Succeed())
+		Expect(after.UID).NotTo(Equal(before.UID), "the Service was replaced")
+		Expect(after.Spec.LoadBalancerClass).To(HaveValue(Equal(class)))
+		Expect(after.Status.LoadBalancer.Ingress).To(ConsistOf(HaveField("IP", address)), "the address was kept")
+		Expect(kubectl(ctx, "get", gatewayKind, "-n", rolloutNamespace, rolloutGateway, "-o", "jsonpath={.status.addresses[*].value}")).To(Equal(address))
+
+		w := watch.Between(start, end)
+		withoutAddress := addresses.Without(start, end)
+		GinkgoWriter.Printf("Service replacement (load balancer class): address %s before, %s after; %s without an address, %s without any ready endpoint, %s in all:\n%s",
+			address, after.Status.LoadBalancer.Ingress[0].IP, withoutAddress.Round(100*time.Millisecond), w.Below(1).Round(100*time.Millisecond),
+			end.Sub(start).Round(100*time.Millisecond), w)
+		AddReportEntry("Service replacement (load balancer class)", fmt.Sprintf("address %s before, %s after; without an address %s; without any ready endpoint %s; took %s",
+			address, after.Status.LoadBalancer.Ingress[0].IP, withoutAddress.Round(100*time.Millisecond), w.Below(1).Round(100*time.Millisecond),
+			end.Sub(start).Round(100*time.Millisecond)))
+		// A new Service is new EndpointSlices and a new load balancer: the gap is the price of
+		// the opt-in, and it must stay a matter of seconds.
+		Expect(w.Below(1)).To(BeNumerically("<", 20*time.Second), "time without a ready endpoint:\n%s", w)
+	})
 })
+
+// serviceAddressWatch records, by polling the Service every 50 ms, the moments it has no
+// load-balancer address (absent, or not yet assigned).
+type serviceAddressWatch struct {
+	mu      sync.Mutex
+	samples []addressSample
+}
+
+type addressSample struct {
+	at      time.Time
+	address string
+}
+
+// watchServiceAddress polls the Service's address until ctx ends.
+func watchServiceAddress(ctx context.Context, name types.NamespacedName) *serviceAddressWatch {
+	w := &serviceAddressWatch{}
+	go func() {
+		ticker := time.NewTicker(50 * time.Millisecond)
+		defer ticker.Stop()
+		for {
+			svc := &corev1.Service{}
+			address := ""
+			if err := env.Admin().Get(ctx, name, svc); err == nil && len(svc.Status.LoadBalancer.Ingress) > 0 {
+				address = svc.Status.LoadBalancer.Ingress[0].IP
+			}
+			w.mu.Lock()
+			w.samples = append(w.samples, addressSample{at: time.Now(), address: address})
+			w.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-ticker.C:
+			}
+		}
+	}()
+	return w
+}
+
+// Without is how long, between from and to, the polls found no address (each poll
+// standing for the time until the next).
+func (w *serviceAddressWatch) Without(from, to time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var total time.Duration
+	for i, s := range w.samples {
+		if s.address != "" || s.at.Before(from) || s.at.After(to) {
+			continue
+		}
+		next := to
+		if i+1 < len(w.samples) && w.samples[i+1].at.Before(to) {
+			next = w.samples[i+1].at
+		}
+		total += next.Sub(s.at)
+	}
+	return total
+}
 
 // kubectlApply applies a manifest from standard input and fails the spec when kubectl does.
 func kubectlApply(ctx context.Context, manifest string) {

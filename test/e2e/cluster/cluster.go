@@ -361,23 +361,9 @@ func (c *Cluster) startNodes(ctx context.Context, p paths, nodes int) error {
 }
 
 // startMetalLB runs MetalLB's controller (address assignment only; there is no network to
-// announce on) with one pool.
+// announce on) with one pool, for Services without a spec.loadBalancerClass.
 func (c *Cluster) startMetalLB(ctx context.Context, p paths) error {
-	lbLog, err := c.openLog(filepath.Join(c.Dir, "metallb.log"))
-	if err != nil {
-		return err
-	}
-	metricsPort, err := FreePort()
-	if err != nil {
-		return err
-	}
-	if err := c.StartProcess(filepath.Join(p.e2eBin, "metallb-controller"), lbLog,
-		"--kubeconfig="+c.KubeconfigPath(),
-		"--namespace=metallb-system",
-		"--webhook-mode=disabled",
-		"--disable-cert-rotation",
-		fmt.Sprintf("--port=%d", metricsPort),
-	); err != nil {
+	if err := c.startMetalLBController(p, "", "metallb.log"); err != nil {
 		return err
 	}
 	pool := &unstructured.Unstructured{Object: map[string]any{
@@ -387,6 +373,36 @@ func (c *Cluster) startMetalLB(ctx context.Context, p paths) error {
 		"spec":       map[string]any{"addresses": []any{AddressPool}},
 	}}
 	return c.createAll(ctx, []*unstructured.Unstructured{pool})
+}
+
+// StartLoadBalancerClass runs a second MetalLB controller that serves only Services of
+// spec.loadBalancerClass class, from the same pool: a second kind of load balancer in one
+// cluster, which a Service can only move to by being replaced. It runs until the cluster
+// stops.
+func (c *Cluster) StartLoadBalancerClass(class string) error {
+	return c.startMetalLBController(c.paths, class, "metallb-"+strings.NewReplacer("/", "-", ".", "-").Replace(class)+".log")
+}
+
+func (c *Cluster) startMetalLBController(p paths, class, logName string) error {
+	lbLog, err := c.openLog(filepath.Join(c.Dir, logName))
+	if err != nil {
+		return err
+	}
+	metricsPort, err := FreePort()
+	if err != nil {
+		return err
+	}
+	args := []string{
+		"--kubeconfig=" + c.KubeconfigPath(),
+		"--namespace=metallb-system",
+		"--webhook-mode=disabled",
+		"--disable-cert-rotation",
+		fmt.Sprintf("--port=%d", metricsPort),
+	}
+	if class != "" {
+		args = append(args, "--lb-class="+class)
+	}
+	return c.StartProcess(filepath.Join(p.e2eBin, "metallb-controller"), lbLog, args...)
 }
 
 // writeOperatorKubeconfig asks the API server for a token of the operator's ServiceAccount
