@@ -158,7 +158,9 @@ var _ = Describe("A customization that changes a field the API server will not c
 		DeferCleanup(func() {
 			Expect(k8sClient.Delete(ctx, &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"}})).To(Succeed())
 		})
-		Eventually(func(g Gomega) { g.Expect(service(g, ns, "gw-istio").Spec.LoadBalancerClass).To(HaveValue(Equal("example.com/first"))) }).Should(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(service(g, ns, "gw-istio").Spec.LoadBalancerClass).To(HaveValue(Equal("example.com/first")))
+		}).Should(Succeed())
 		updateConfigMap(ns, "gw-options", loadBalancerClass("example.com/second"))
 		Eventually(func(g Gomega) {
 			gw := gateway(g, ns, "gw")
