@@ -61,6 +61,14 @@ func Validate(data map[string]string) Verdict {
 	if pdb, ok := fragments[v1alpha1.DataKeyPodDisruptionBudget]; ok {
 		v.warnAboutDisruptions(pdb, minReplicas)
 	}
+	if _, hpa := fragments[v1alpha1.DataKeyHorizontalPodAutoscaler]; hpa {
+		if spec, _ := fragments[v1alpha1.DataKeyDeployment]["spec"].(map[string]any); spec != nil {
+			if _, ok := spec["replicas"]; ok {
+				v.Warnings = append(v.Warnings, fmt.Sprintf("data.%s: spec.replicas is not applied while data.%s asks for a HorizontalPodAutoscaler, which sets the replicas; set minReplicas instead",
+					v1alpha1.DataKeyDeployment, v1alpha1.DataKeyHorizontalPodAutoscaler))
+			}
+		}
+	}
 	return v
 }
 

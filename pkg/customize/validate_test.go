@@ -32,6 +32,10 @@ func TestValidate(t *testing.T) {
 		}},
 		{name: "a fragment that is not YAML of its kind", data: map[string]string{"podDisruptionBudget": "spec: [", "service": "spec:\n  type: 3\n"},
 			violations: []string{"data.podDisruptionBudget: not valid YAML", "data.service: spec.type must be"}},
+		{name: "replicas beside an HPA in the same ConfigMap", data: map[string]string{
+			"horizontalPodAutoscaler": "spec:\n  minReplicas: 2\n  maxReplicas: 4\n",
+			"deployment":              "spec:\n  replicas: 3\n",
+		}, warnings: []string{"data.deployment: spec.replicas is not applied while data.horizontalPodAutoscaler asks for a HorizontalPodAutoscaler, which sets the replicas; set minReplicas instead"}},
 		{name: "minReplicas below 2", data: map[string]string{"horizontalPodAutoscaler": "spec:\n  minReplicas: 1\n"},
 			violations: []string{"data.horizontalPodAutoscaler: spec.minReplicas 1 is below the minimum of 2"}},
 		{name: "minReplicas removed", data: map[string]string{"horizontalPodAutoscaler": "spec:\n  minReplicas: null\n"},

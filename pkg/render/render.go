@@ -114,7 +114,7 @@ func Render(in Inputs) (*Resources, error) {
 		if err != nil {
 			return nil, err
 		}
-		out.Adjustments = adjustments
+		out.Adjustments = append(adjustments, replicasUnderHPA(in.Layers)...)
 		out.HorizontalPodAutoscaler = hpa
 		// The HPA controller owns the replica count while an HPA exists.
 		out.Deployment.Spec.Replicas = nil
@@ -178,6 +178,23 @@ func hasKey(layers []*customize.Set, key v1alpha1.DataKey) bool {
 		}
 	}
 	return false
+}
+
+// replicasUnderHPA reports each customization that sets the Deployment's spec.replicas
+// while an HPA exists: the HPA controller owns the count then, so the value is not
+// applied, and saying so keeps CustomizationsApplied from claiming all was applied.
+func replicasUnderHPA(layers []*customize.Set) []customize.Finding {
+	var out []customize.Finding
+	for _, l := range layers {
+		spec, _ := l.Fragments[v1alpha1.DataKeyDeployment]["spec"].(map[string]any)
+		if _, ok := spec["replicas"]; !ok {
+			continue
+		}
+		out = append(out, customize.Finding{Key: string(v1alpha1.DataKeyDeployment), Path: "spec.replicas",
+			Problem: fmt.Sprintf("from ConfigMap %s is not applied: a HorizontalPodAutoscaler (data.%s) sets the replicas between its minReplicas and maxReplicas",
+				l.Source, v1alpha1.DataKeyHorizontalPodAutoscaler)})
+	}
+	return out
 }
 
 // mergeLayers applies each layer's fragment for key, lowest precedence first, as a

@@ -390,3 +390,32 @@ func TestHPAAndPDBExistOnlyWhenAskedFor(t *testing.T) {
 		t.Fatalf("replicas %v, want 3 when no HPA exists", res.Deployment.Spec.Replicas)
 	}
 }
+
+func TestReplicasLeftToTheHPAAreReported(t *testing.T) {
+	class := layer(t, "aks-istio-system/istio-gateway-class-defaults", "horizontalPodAutoscaler: |\n  spec:\n    minReplicas: 2\n    maxReplicas: 4\n")
+	gatewayLevel := layer(t, "default/gw-options", "deployment: |\n  spec:\n    replicas: 3\n")
+	res, err := Render(inputs(walkthroughGateway(), class, gatewayLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deployment.Spec.Replicas != nil {
+		t.Errorf("replicas %d rendered beside an HPA, which owns the count", *res.Deployment.Spec.Replicas)
+	}
+	want := "data.deployment: spec.replicas from ConfigMap default/gw-options is not applied: a HorizontalPodAutoscaler (data.horizontalPodAutoscaler) sets the replicas"
+	var got []string
+	for _, f := range res.Adjustments {
+		got = append(got, f.String())
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], want) {
+		t.Errorf("adjustments %q, want one that starts %q", got, want)
+	}
+
+	// Without the HPA the same value is applied, and nothing is reported.
+	res, err = Render(inputs(walkthroughGateway(), gatewayLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Adjustments) != 0 {
+		t.Errorf("adjustments %v without an HPA", res.Adjustments)
+	}
+}
