@@ -16,16 +16,23 @@ var _ = Describe("A customization that changes a field the API server will not c
 	loadBalancerClass := func(class string) map[string]string {
 		return map[string]string{"service": "spec:\n  type: LoadBalancer\n  loadBalancerClass: " + class + "\n"}
 	}
-
-	It("is reported on the Gateway, naming the field and the way forward, with nothing deleted and no retry loop", func() {
-		createNamespace(ns)
-		Expect(k8sClient.Create(ctx, configMap(ns, "gw-options", loadBalancerClass("example.com/first")))).To(Succeed())
-		gw := httpGateway(ns, "gw")
+	// serving creates, in a namespace of its own, Gateway gw with the given annotations,
+	// whose Service has load balancer class example.com/first, deleted after the spec.
+	serving := func(namespace string, annotations map[string]string) {
+		GinkgoHelper()
+		createNamespace(namespace)
+		Expect(k8sClient.Create(ctx, configMap(namespace, "gw-options", loadBalancerClass("example.com/first")))).To(Succeed())
+		gw := httpGateway(namespace, "gw")
+		gw.Annotations = annotations
 		gw.Spec.Infrastructure = parametersRef("gw-options")
 		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
 		DeferCleanup(func() {
-			Expect(k8sClient.Delete(ctx, &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"}})).To(Succeed())
+			Expect(k8sClient.Delete(ctx, &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "gw"}})).To(Succeed())
 		})
+	}
+
+	It("is reported on the Gateway, naming the field and the way forward, with nothing deleted and no retry loop", func() {
+		serving(ns, nil)
 		var uid string
 		Eventually(func(g Gomega) {
 			svc := service(g, ns, "gw-istio")
@@ -67,15 +74,7 @@ var _ = Describe("A customization that changes a field the API server will not c
 
 	It("replaces the Service in stages when the Gateway opts in, asking for the address the old one had, and says whether it was kept", func() {
 		const ns = "immutable-replace"
-		createNamespace(ns)
-		Expect(k8sClient.Create(ctx, configMap(ns, "gw-options", loadBalancerClass("example.com/first")))).To(Succeed())
-		gw := httpGateway(ns, "gw")
-		gw.Annotations = map[string]string{v1alpha1.ReplaceOnImmutableChangeAnnotation: "true"}
-		gw.Spec.Infrastructure = parametersRef("gw-options")
-		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
-		DeferCleanup(func() {
-			Expect(k8sClient.Delete(ctx, &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"}})).To(Succeed())
-		})
+		serving(ns, map[string]string{v1alpha1.ReplaceOnImmutableChangeAnnotation: "true"})
 		var old *corev1.Service
 		Eventually(func(g Gomega) {
 			old = service(g, ns, "gw-istio")
@@ -150,14 +149,7 @@ var _ = Describe("A customization that changes a field the API server will not c
 
 	It("tells the way to opt in when it only reports", func() {
 		const ns = "immutable-hint"
-		createNamespace(ns)
-		Expect(k8sClient.Create(ctx, configMap(ns, "gw-options", loadBalancerClass("example.com/first")))).To(Succeed())
-		gw := httpGateway(ns, "gw")
-		gw.Spec.Infrastructure = parametersRef("gw-options")
-		Expect(k8sClient.Create(ctx, gw)).To(Succeed())
-		DeferCleanup(func() {
-			Expect(k8sClient.Delete(ctx, &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gw"}})).To(Succeed())
-		})
+		serving(ns, nil)
 		Eventually(func(g Gomega) {
 			g.Expect(service(g, ns, "gw-istio").Spec.LoadBalancerClass).To(HaveValue(Equal("example.com/first")))
 		}).Should(Succeed())
