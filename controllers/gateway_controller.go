@@ -486,7 +486,7 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, re
 				continue
 			}
 			logger.V(1).Info("Applying changed generated object", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name),
-				"differences", ssa.Diff(ac, owned, 5))
+				"change", ssa.Change(owned, ac))
 		} else {
 			logger.V(1).Info("Creating generated object", "kind", d.kind.name, "object", klogRef(name.Namespace, name.Name))
 		}

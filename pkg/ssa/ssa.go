@@ -7,9 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"sort"
-	"strings"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -130,52 +129,29 @@ func Owned(live any, fieldManager string) (any, error) {
 	}
 }
 
-// Diff lists up to limit field paths where two apply configurations differ, for logs that
-// explain why an object is applied again.
-func Diff(a, b any, limit int) []string {
-	am, errA := normalized(a)
-	bm, errB := normalized(b)
-	if errA != nil || errB != nil {
-		return []string{fmt.Sprintf("not comparable: %v %v", errA, errB)}
+// Change is the JSON merge patch (RFC 7386) that turns the fields this operator owns on
+// an object into the desired ones: what an apply would change, for the log line that
+// explains why an object is applied again. Lists appear whole, as a merge patch replaces
+// them.
+func Change(owned, desired any) string {
+	from, errFrom := normalizedJSON(owned)
+	to, errTo := normalizedJSON(desired)
+	if errFrom != nil || errTo != nil {
+		return fmt.Sprintf("not comparable: %v %v", errFrom, errTo)
 	}
-	var out []string
-	var walk func(path string, x, y any)
-	walk = func(path string, x, y any) {
-		if len(out) >= limit || reflect.DeepEqual(x, y) {
-			return
-		}
-		xm, xok := x.(map[string]any)
-		ym, yok := y.(map[string]any)
-		if xok && yok {
-			keys := map[string]bool{}
-			for k := range xm {
-				keys[k] = true
-			}
-			for k := range ym {
-				keys[k] = true
-			}
-			sorted := make([]string, 0, len(keys))
-			for k := range keys {
-				sorted = append(sorted, k)
-			}
-			sort.Strings(sorted)
-			for _, k := range sorted {
-				walk(path+"."+k, xm[k], ym[k])
-			}
-			return
-		}
-		xl, xok := x.([]any)
-		yl, yok := y.([]any)
-		if xok && yok && len(xl) == len(yl) {
-			for i := range xl {
-				walk(fmt.Sprintf("%s[%d]", path, i), xl[i], yl[i])
-			}
-			return
-		}
-		out = append(out, fmt.Sprintf("%s: %v != %v", strings.TrimPrefix(path, "."), x, y))
+	patch, err := jsonpatch.CreateMergePatch(from, to)
+	if err != nil {
+		return fmt.Sprintf("not comparable: %v", err)
 	}
-	walk("", am, bm)
-	return out
+	return string(patch)
+}
+
+func normalizedJSON(v any) ([]byte, error) {
+	n, err := normalized(v)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(n)
 }
 
 // StatusWriterOf names a field manager other than me that owns, in the status subresource,
