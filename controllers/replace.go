@@ -35,7 +35,7 @@ func replaceOptedIn(gw *gatewayv1.Gateway) bool {
 // It returns the Service to report, and a message while the old one still terminates
 // (then the deletion's event brings the Gateway back for stage 3). Whether the address was
 // kept is said by the AddressKept condition.
-func (r *GatewayReconciler) replaceService(ctx context.Context, gw *gatewayv1.Gateway, desired desiredObject, old *corev1.Service, fields []string) (*corev1.Service, string, error) {
+func (r *GatewayReconciler) replaceService(ctx context.Context, gw *gatewayv1.Gateway, s step, old *corev1.Service, fields []string) (*corev1.Service, string, error) {
 	logger := log.FromContext(ctx)
 	name := client.ObjectKeyFromObject(old)
 	if old.DeletionTimestamp.IsZero() {
@@ -70,11 +70,11 @@ func (r *GatewayReconciler) replaceService(ctx context.Context, gw *gatewayv1.Ga
 	} else if !apierrors.IsNotFound(err) {
 		return nil, "", fmt.Errorf("reading Service %s during its replacement: %w", name, err)
 	}
-	svc := desired.object.(*corev1.Service).DeepCopy()
+	svc := s.desired.(*corev1.Service).DeepCopy()
 	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer {
 		svc.Spec.LoadBalancerIP = render.ServiceAddress(gw)
 	}
-	ac, err := desired.kind.applyConfiguration(svc)
+	ac, err := s.kind.applyConfiguration(svc)
 	if err != nil {
 		return nil, "", fmt.Errorf("converting Service %s: %w", name, err)
 	}

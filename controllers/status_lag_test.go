@@ -14,6 +14,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/pkg/contention"
+	"github.com/kubegate/istio-gateway-operator/pkg/outcome"
 )
 
 // A watch event of the operator's own earlier status write can arrive after a later write
@@ -48,7 +49,7 @@ func TestStatusWriteAnswersTheAPIServerNotALaggingCache(t *testing.T) {
 	r := &GatewayReconciler{Client: c, APIReader: c, Recorder: &countingRecorder{}, FieldManager: "istio-gateway-operator", statusContention: contention.New(),
 		certificates: &certificateSource{metadata: c, live: c}}
 	service := &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIPs: []string{"10.0.0.9"}}}
-	programmed := func() *outcome { return &outcome{service: service} }
+	programmed := func() *outcome.Result { return &outcome.Result{Service: service} }
 
 	if err := r.writeStatus(ctx, stale.DeepCopy(), programmed()); err != nil {
 		t.Fatal(err)
@@ -75,7 +76,7 @@ func TestStatusWriteAnswersTheAPIServerNotALaggingCache(t *testing.T) {
 	}
 
 	// What the API server holds is still answered when it differs from what is desired.
-	pending := &outcome{service: &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}}
+	pending := &outcome.Result{Service: &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}}
 	if err := r.writeStatus(ctx, stale.DeepCopy(), pending); err != nil {
 		t.Fatal(err)
 	}

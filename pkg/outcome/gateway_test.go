@@ -1,4 +1,4 @@
-package controllers
+package outcome
 
 import (
 	"strings"
@@ -48,54 +48,54 @@ func TestGatewayStatus(t *testing.T) {
 	}
 	cases := []struct {
 		name                             string
-		out                              outcome
+		out                              Result
 		addresses                        []gatewayv1.GatewaySpecAddress
 		accepted, programmed, customized string
 		statusAddresses                  []string
 		messageHas                       string
 	}{
-		{"resources applied and an address assigned", outcome{service: lbWithIP}, nil,
+		{"resources applied and an address assigned", Result{Service: lbWithIP}, nil,
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"20.0.0.1"}, ""},
-		{"a hostname address", outcome{service: lbWithHostname}, nil,
+		{"a hostname address", Result{Service: lbWithHostname}, nil,
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"gw.example.com"}, ""},
-		{"a change of a field that cannot change in place", outcome{service: lbWithIP, immutable: "Service ns/gw-istio: spec.loadBalancerClass cannot change on the existing object"}, nil,
+		{"a change of a field that cannot change in place", Result{Service: lbWithIP, State: Immutable, Message: "Service ns/gw-istio: spec.loadBalancerClass cannot change on the existing object"}, nil,
 			"True/Accepted", "False/ImmutableField", "True/Applied", []string{"20.0.0.1"}, "spec.loadBalancerClass cannot change"},
-		{"a ClusterIP Service's address", outcome{service: clusterIP}, nil,
+		{"a ClusterIP Service's address", Result{Service: clusterIP}, nil,
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"10.0.0.9"}, ""},
-		{"waiting for the load balancer", outcome{service: lb}, nil,
+		{"waiting for the load balancer", Result{Service: lb}, nil,
 			"True/Accepted", "False/AddressNotAssigned", "True/Applied", nil, "has no ingress address yet"},
-		{"no Service yet", outcome{}, nil,
+		{"no Service yet", Result{}, nil,
 			"True/Accepted", "False/AddressNotAssigned", "True/Applied", nil, "does not exist yet"},
-		{"invalid parameters keep the old address", outcome{invalid: "ConfigMap ns/x does not exist", service: lbWithIP}, nil,
+		{"invalid parameters keep the old address", Result{State: InvalidParameters, Message: "ConfigMap ns/x does not exist", Service: lbWithIP}, nil,
 			"False/InvalidParameters", "False/Invalid", "False/InvalidParameters", []string{"20.0.0.1"}, "ConfigMap ns/x does not exist"},
-		{"a name taken by someone else", outcome{conflict: "Service ns/gw-istio already exist"}, nil,
+		{"a name taken by someone else", Result{State: NameTaken, Message: "Service ns/gw-istio already exist"}, nil,
 			"True/Accepted", "False/Invalid", "True/Applied", nil, "already exist"},
-		{"an apply the API server refused", outcome{applyErr: "applying Service: invalid", service: lbWithIP}, nil,
+		{"an apply the API server refused", Result{State: Refused, Message: "applying Service: invalid", Service: lbWithIP}, nil,
 			"True/Accepted", "False/Invalid", "True/Applied", []string{"20.0.0.1"}, "refused"},
-		{"writes failing with transient errors keep the old address", outcome{retrying: "applying Deployment ns/gw-istio: etcdserver: request timed out", service: lbWithIP}, nil,
+		{"writes failing with transient errors keep the old address", Result{State: Retrying, Message: "applying Deployment ns/gw-istio: etcdserver: request timed out", Service: lbWithIP}, nil,
 			"True/Accepted", "False/Pending", "True/Applied", []string{"20.0.0.1"}, "Retrying with backoff after API errors: applying Deployment"},
-		{"dropped fields", outcome{service: lbWithIP, findings: []customize.Finding{{Source: "ns/cm", Key: "deployment", Path: "spec.x", Problem: "is not allowed"}}}, nil,
+		{"dropped fields", Result{Service: lbWithIP, Findings: []customize.Finding{{Source: "ns/cm", Key: "deployment", Path: "spec.x", Problem: "is not allowed"}}}, nil,
 			"True/Accepted", "True/Programmed", "False/FieldsNotAllowed", []string{"20.0.0.1"}, ""},
-		{"an address of a type the operator cannot request is not accepted, and nothing is applied", outcome{unsupportedAddress: "spec.addresses \"gw.example.com\" of type Hostname"},
+		{"an address of a type the operator cannot request is not accepted, and nothing is applied", Result{State: UnsupportedAddress, Message: "spec.addresses \"gw.example.com\" of type Hostname"},
 			withAddresses("Hostname=gw.example.com"), "False/UnsupportedAddress", "False/Invalid", "True/Applied", nil, "Hostname"},
-		{"a second requested address cannot be used", outcome{service: lbWithIP}, withAddresses("20.0.0.1", "20.0.0.2"),
+		{"a second requested address cannot be used", Result{Service: lbWithIP}, withAddresses("20.0.0.1", "20.0.0.2"),
 			"True/Accepted", "False/AddressNotUsable", "True/Applied", []string{"20.0.0.1"}, "20.0.0.2 cannot be used"},
-		{"a load balancer that assigned another address could not use the requested one", outcome{service: lbWithIP}, withAddresses("20.0.0.7"),
+		{"a load balancer that assigned another address could not use the requested one", Result{Service: lbWithIP}, withAddresses("20.0.0.7"),
 			"True/Accepted", "False/AddressNotUsable", "True/Applied", []string{"20.0.0.1"}, "assigned 20.0.0.1 instead"},
-		{"a requested address the load balancer has not assigned yet", outcome{service: lb}, withAddresses("20.0.0.7"),
+		{"a requested address the load balancer has not assigned yet", Result{Service: lb}, withAddresses("20.0.0.7"),
 			"True/Accepted", "False/AddressNotAssigned", "True/Applied", nil, "requests address 20.0.0.7"},
-		{"the requested address assigned", outcome{service: lbWithIP}, withAddresses("20.0.0.1"),
+		{"the requested address assigned", Result{Service: lbWithIP}, withAddresses("20.0.0.1"),
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"20.0.0.1"}, ""},
-		{"an IPAddress without a value asks for any address", outcome{service: lbWithIP}, withAddresses(""),
+		{"an IPAddress without a value asks for any address", Result{Service: lbWithIP}, withAddresses(""),
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"20.0.0.1"}, ""},
-		{"an adjusted value", outcome{service: lbWithIP, findings: []customize.Finding{{Key: "horizontalPodAutoscaler", Path: "spec.minReplicas", Problem: "raised"}}}, nil,
+		{"an adjusted value", Result{Service: lbWithIP, Findings: []customize.Finding{{Key: "horizontalPodAutoscaler", Path: "spec.minReplicas", Problem: "raised"}}}, nil,
 			"True/Accepted", "True/Programmed", "False/ValuesAdjusted", []string{"20.0.0.1"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gw := gw.DeepCopy()
 			gw.Spec.Addresses = tc.addresses
-			st := gatewayStatus(gw, &tc.out, status.ListenerInputs{}, "asm-1-26")
+			st := GatewayStatus(gw, &tc.out, status.ListenerInputs{}, "asm-1-26")
 			check := func(conditionType, want string) metav1.Condition {
 				c := findCondition(t, st, conditionType)
 				if got := string(c.Status) + "/" + c.Reason; got != want {
@@ -136,42 +136,13 @@ func TestAcceptedSaysWhichListenersAreInvalid(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gw := &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: "gw", Namespace: "ns", Generation: 4}, Spec: gatewayv1.GatewaySpec{Listeners: tc.listeners}}
-			st := gatewayStatus(gw, &outcome{}, status.ListenerInputs{}, "")
+			st := GatewayStatus(gw, &Result{}, status.ListenerInputs{}, "")
 			c := findCondition(t, st, "Accepted")
 			if got := string(c.Status) + "/" + c.Reason; got != tc.want || c.Message != tc.message {
 				t.Errorf("Accepted %s %q, want %s %q", got, c.Message, tc.want, tc.message)
 			}
 			if len(st.Listeners) != len(tc.listeners) {
 				t.Errorf("%d listener entries, want %d", len(st.Listeners), len(tc.listeners))
-			}
-		})
-	}
-}
-
-func TestClassConditions(t *testing.T) {
-	gc := &gatewayv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "istio", Generation: 2}}
-	cases := []struct {
-		name     string
-		defaults classDefaults
-		want     []string
-	}{
-		{"no defaults", classDefaults{}, []string{"True/Accepted", "True/Resolved", "True/SupportedVersion"}},
-		{"an unusable parametersRef", classDefaults{Problem: "bad ref"}, []string{"False/InvalidParameters", "False/InvalidParameters", "True/SupportedVersion"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			versions := map[string]string{}
-			for _, name := range status.RequiredCRDs {
-				versions[name] = "v1.6.3"
-			}
-			conds := classConditions(gc, tc.defaults, versions)
-			if len(conds) != len(tc.want) {
-				t.Fatalf("%d conditions, want %d", len(conds), len(tc.want))
-			}
-			for i, c := range conds {
-				if got := string(c.Status) + "/" + c.Reason; got != tc.want[i] || c.ObservedGeneration != 2 {
-					t.Errorf("%s = %s (generation %d), want %s", c.Type, got, c.ObservedGeneration, tc.want[i])
-				}
 			}
 		})
 	}
