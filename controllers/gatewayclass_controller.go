@@ -35,7 +35,7 @@ import (
 
 // GatewayClassReconciler keeps the default GatewayClass present, accepts every class whose
 // controllerName is the operator's, and creates each class's defaults ConfigMap once per
-// GatewayClass incarnation.
+// GatewayClass (until its ClassDefaultsEnsuredAnnotation is removed).
 type GatewayClassReconciler struct {
 	Client   client.Client
 	Recorder recorder.EventRecorder
@@ -44,9 +44,6 @@ type GatewayClassReconciler struct {
 	// installed revision writes the GatewayClass's status.
 	Revisions *RevisionRegistry
 
-	// defaultsEnsured holds the UIDs of GatewayClasses whose defaults ConfigMap has been
-	// created or found: a deleted ConfigMap comes back only with a restart or a new class.
-	defaultsEnsured sync.Map
 	// reported holds, per GatewayClass UID, the defaults problem last told by Event beside
 	// istiod, where no status condition remembers it.
 	reported sync.Map
@@ -61,7 +58,7 @@ type GatewayClassReconciler struct {
 	statusWritten    sync.Map
 }
 
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=gatewayclasses/status,verbs=get;patch;update
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",namespace=aks-istio-system,resources=configmaps,verbs=create
@@ -95,11 +92,10 @@ func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	if !isServedClass(gc) {
 		return reconcile.Result{}, nil
 	}
-	if _, done := r.defaultsEnsured.Load(gc.UID); !done {
+	if _, done := gc.Annotations[v1alpha1.ClassDefaultsEnsuredAnnotation]; !done {
 		if err := r.ensureDefaultsConfigMap(ctx, gc); err != nil {
 			return reconcile.Result{}, err
 		}
-		r.defaultsEnsured.Store(gc.UID, true)
 	}
 	if !r.Revisions.IsHighest() {
 		return reconcile.Result{}, nil
@@ -119,28 +115,39 @@ func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	return reconcile.Result{}, r.writeStatus(ctx, gc, classConditions(gc, defaults, versions))
 }
 
+// ensureDefaultsConfigMap creates the class's defaults ConfigMap unless a class-level
+// ConfigMap is in place, and then records on the class that this is done
+// (ClassDefaultsEnsuredAnnotation): from then on a deleted ConfigMap stays deleted.
 func (r *GatewayClassReconciler) ensureDefaultsConfigMap(ctx context.Context, gc *gatewayv1.GatewayClass) error {
 	cm := defaultClassConfigMap(gc.Name, r.Options.SystemNamespace)
 	// Any class-level ConfigMap in place (named by the class, or labelled for it, under
-	// whatever name) means there is nothing to create; looking in the cache first also
-	// makes a restart cost no request.
+	// whatever name) means there is nothing to create.
 	defaults, err := resolveClassDefaults(ctx, r.Client, gc, r.Options.SystemNamespace)
 	if err != nil {
 		return err
 	}
-	if defaults.Ref != nil || defaults.Problem != "" {
+	if defaults.Problem != "" {
+		// Nothing is recorded: the class's defaults are decided once the problem is fixed.
 		return nil
 	}
-	err = r.Client.Create(ctx, cm, client.FieldOwner(v1alpha1.FieldManager))
-	switch {
-	case err == nil:
-		log.FromContext(ctx).Info("Created class defaults ConfigMap", "configMap", klogRef(cm.Namespace, cm.Name))
-		return nil
-	case apierrors.IsAlreadyExists(err):
-		return nil
-	default:
-		return fmt.Errorf("creating ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+	ensured := client.ObjectKeyFromObject(cm)
+	if defaults.Ref != nil {
+		ensured = *defaults.Ref
+	} else {
+		switch err := r.Client.Create(ctx, cm, client.FieldOwner(v1alpha1.FieldManager)); {
+		case err == nil:
+			log.FromContext(ctx).Info("Created class defaults ConfigMap", "configMap", klogRef(cm.Namespace, cm.Name))
+		case apierrors.IsAlreadyExists(err):
+		default:
+			return fmt.Errorf("creating ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+		}
 	}
+	patch := client.MergeFrom(gc.DeepCopy())
+	metav1.SetMetaDataAnnotation(&gc.ObjectMeta, v1alpha1.ClassDefaultsEnsuredAnnotation, ensured.String())
+	if err := r.Client.Patch(ctx, gc, patch, client.FieldOwner(v1alpha1.FieldManager)); err != nil {
+		return fmt.Errorf("recording on GatewayClass %s that its defaults ConfigMap %s is ensured: %w", gc.Name, ensured, err)
+	}
+	return nil
 }
 
 // crdGVK is CustomResourceDefinition's kind, read as metadata only (its annotations carry

@@ -4,6 +4,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -102,6 +103,48 @@ var _ = Describe("The GatewayClass", Ordered, func() {
 			g.Expect(gatewayClassCondition(g, "Accepted").Status).To(Equal(metav1.ConditionTrue))
 			g.Expect(hpa(g, "class-params", "gw-istio").Spec.MaxReplicas).To(BeEquivalentTo(5))
 		}).Should(Succeed())
+	})
+
+	It("keeps a deleted class defaults ConfigMap deleted through a restart, until the class's annotation asks for it again", func() {
+		servedClass := func(g Gomega) *gatewayv1.GatewayClass {
+			gc := &gatewayv1.GatewayClass{}
+			g.Expect(k8sClient.Get(ctx, key("", "istio"), gc)).To(Succeed())
+			return gc
+		}
+		classDefaults := func() error {
+			return k8sClient.Get(ctx, key(systemNamespace, classDefaultsName), &corev1.ConfigMap{})
+		}
+		askAgain := func() {
+			Eventually(func(g Gomega) {
+				gc := servedClass(g)
+				delete(gc.Annotations, v1alpha1.ClassDefaultsEnsuredAnnotation)
+				g.Expect(k8sClient.Update(ctx, gc)).To(Succeed())
+			}).Should(Succeed())
+			Eventually(func(g Gomega) {
+				cm := &corev1.ConfigMap{}
+				g.Expect(k8sClient.Get(ctx, key(systemNamespace, classDefaultsName), cm)).To(Succeed())
+				g.Expect(cm.Data).To(Equal(defaultClassData))
+			}).Should(Succeed())
+		}
+		Eventually(func(g Gomega) {
+			g.Expect(servedClass(g).Annotations).To(HaveKeyWithValue(v1alpha1.ClassDefaultsEnsuredAnnotation, systemNamespace+"/"+classDefaultsName))
+		}).Should(Succeed())
+		// The other specs need the class defaults, whatever happens here.
+		DeferCleanup(askAgain)
+		cm := &corev1.ConfigMap{}
+		Expect(k8sClient.Get(ctx, key(systemNamespace, classDefaultsName), cm)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, cm)).To(Succeed())
+
+		stopManager()
+		Eventually(managerDone).Should(BeClosed())
+		reconcilesBefore := reconcileCount("gatewayclass")
+		startManager()
+		// Once the restarted operator has reconciled the class, the ConfigMap is still gone.
+		Eventually(func() float64 { return reconcileCount("gatewayclass") - reconcilesBefore }).Should(BeNumerically(">=", 1))
+		Consistently(classDefaults, "3s").Should(Satisfy(apierrors.IsNotFound))
+
+		By("creating it again once the annotation is removed")
+		askAgain()
 	})
 
 	It("re-creates the served GatewayClass if it is deleted", func() {

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -39,7 +40,7 @@ func snapshot() map[string]string {
 	Expect(k8sClient.List(ctx, gateways)).To(Succeed())
 	for _, gw := range gateways.Items {
 		// Status is the operator's to write; metadata and spec are the user's.
-		out["Gateway "+gw.Namespace+"/"+gw.Name] = string(gw.UID) + " generation " + strings.Repeat("I", int(gw.Generation)) + " labels " + labelsString(gw.Labels)
+		out["Gateway "+gw.Namespace+"/"+gw.Name] = string(gw.UID) + " generation " + strings.Repeat("I", int(gw.Generation)) + " labels " + labels.FormatLabels(gw.Labels)
 	}
 	configMaps := &corev1.ConfigMapList{}
 	Expect(k8sClient.List(ctx, configMaps)).To(Succeed())
@@ -47,14 +48,6 @@ func snapshot() map[string]string {
 		out["ConfigMap "+cm.Namespace+"/"+cm.Name] = string(cm.UID) + " " + cm.ResourceVersion
 	}
 	return out
-}
-
-func labelsString(labels map[string]string) string {
-	var parts []string
-	for k, v := range labels {
-		parts = append(parts, k+"="+v)
-	}
-	return strings.Join(parts, ",")
 }
 
 var _ = Describe("An operator restart", func() {

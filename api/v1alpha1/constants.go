@@ -32,6 +32,12 @@ const (
 	// spec.loadBalancerIP) while spec.addresses asks for none. It survives an operator
 	// restart between the deletion and the creation; users remove it to stop asking.
 	KeptAddressAnnotation = "gateway.istio.io/kept-address"
+	// ClassDefaultsEnsuredAnnotation is written on a GatewayClass once its class defaults
+	// ConfigMap has been created (or found in place); its value names that ConfigMap. The
+	// decision lives in the cluster, so that a ConfigMap the platform team deleted stays
+	// deleted through restarts and leader failovers; users remove the annotation to have the
+	// ConfigMap created again.
+	ClassDefaultsEnsuredAnnotation = "gateway.istio.io/class-defaults-ensured"
 )
 
 // Defaults shared by the operator's flags, its manifests and the docs.

@@ -29,9 +29,10 @@ var allowedWrites = map[string][]string{
 	"gatewayclasses/status": {"patch", "update"},
 	// Parent status of HTTPRoutes, written only with --route-status (no istiod).
 	"httproutes/status": {"patch", "update"},
-	"gatewayclasses":    {"create"},
-	"events":            {"create", "patch"},
-	"leases":            {"create", "patch", "update", "delete"},
+	// Create: the default class; patch: only the class-defaults-ensured annotation.
+	"gatewayclasses": {"create", "patch"},
+	"events":         {"create", "patch"},
+	"leases":         {"create", "patch", "update", "delete"},
 	// Only the class defaults ConfigMap, and only in the system namespace (a Role).
 	"configmaps": {"create"},
 }
