@@ -148,7 +148,7 @@ func (r *GatewayReconciler) plan(gw *gatewayv1.Gateway, name types.NamespacedNam
 		s.changedBack = st.digest == s.digest
 	}
 	if !same {
-		if s.owned, err = ssa.Owned(live, r.FieldManager); err != nil {
+		if s.owned, err = d.kind.owned(live, r.FieldManager); err != nil {
 			return s, fmt.Errorf("reading managed fields of %s %s: %w", d.kind.name, name, err)
 		}
 		if same, err = ssa.Equal(ac, s.owned); err != nil {

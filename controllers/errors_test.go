@@ -446,7 +446,8 @@ var _ = Describe("A steady state", func() {
 		Eventually(func(g Gomega) {
 			gc := &gatewayv1.GatewayClass{}
 			g.Expect(k8sClient.Get(ctx, key("", "istio"), gc)).To(Succeed())
-			gc.Annotations = map[string]string{"resync": strings.Repeat("x", 3)}
+			// Added beside the operator's own annotation, which removed would ask again for the class defaults.
+			metav1.SetMetaDataAnnotation(&gc.ObjectMeta, "resync", strings.Repeat("x", 3))
 			g.Expect(k8sClient.Update(ctx, gc)).To(Succeed())
 		}).Should(Succeed())
 		Eventually(func() float64 { return reconcileCount("gateway") - reconcilesBefore }).

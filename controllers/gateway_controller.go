@@ -9,18 +9,9 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
-	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -33,7 +24,6 @@ import (
 	"github.com/kubegate/istio-gateway-operator/pkg/outcome"
 	"github.com/kubegate/istio-gateway-operator/pkg/render"
 	"github.com/kubegate/istio-gateway-operator/pkg/revision"
-	"github.com/kubegate/istio-gateway-operator/pkg/ssa"
 )
 
 // GatewayReconciler provisions the resources behind each Gateway of the served class and
@@ -286,67 +276,6 @@ func (r *GatewayReconciler) customizations(ctx context.Context, gw *gatewayv1.Ga
 		res.Findings = append(res.Findings, set.Findings...)
 	}
 	return layers, nil
-}
-
-// generatedKind is what the reconciler needs to know about one kind it generates.
-type generatedKind struct {
-	name string
-	// newObject returns an empty typed object of the kind.
-	newObject func() client.Object
-	// applyConfiguration converts a rendered object into its apply configuration.
-	applyConfiguration func(obj any) (runtime.ApplyConfiguration, error)
-}
-
-func kindOf[T any, PT interface {
-	*T
-	client.Object
-}, AC any, PAC interface {
-	*AC
-	runtime.ApplyConfiguration
-}](name string) generatedKind {
-	return generatedKind{
-		name:      name,
-		newObject: func() client.Object { return PT(new(T)) },
-		applyConfiguration: func(obj any) (runtime.ApplyConfiguration, error) {
-			ac, err := ssa.ApplyConfiguration[AC](obj)
-			if err != nil {
-				return nil, err
-			}
-			return PAC(ac), nil
-		},
-	}
-}
-
-var (
-	serviceAccountKind = kindOf[corev1.ServiceAccount, *corev1.ServiceAccount, corev1ac.ServiceAccountApplyConfiguration, *corev1ac.ServiceAccountApplyConfiguration]("ServiceAccount")
-	deploymentKind     = kindOf[appsv1.Deployment, *appsv1.Deployment, appsv1ac.DeploymentApplyConfiguration, *appsv1ac.DeploymentApplyConfiguration]("Deployment")
-	serviceKind        = kindOf[corev1.Service, *corev1.Service, corev1ac.ServiceApplyConfiguration, *corev1ac.ServiceApplyConfiguration]("Service")
-	hpaKind            = kindOf[autoscalingv2.HorizontalPodAutoscaler, *autoscalingv2.HorizontalPodAutoscaler, autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration, *autoscalingv2ac.HorizontalPodAutoscalerApplyConfiguration]("HorizontalPodAutoscaler")
-	pdbKind            = kindOf[policyv1.PodDisruptionBudget, *policyv1.PodDisruptionBudget, policyv1ac.PodDisruptionBudgetApplyConfiguration, *policyv1ac.PodDisruptionBudgetApplyConfiguration]("PodDisruptionBudget")
-
-	generatedKinds = []generatedKind{serviceAccountKind, deploymentKind, serviceKind, hpaKind, pdbKind}
-)
-
-// desiredObject pairs a kind with its rendered object; a nil object must not exist.
-type desiredObject struct {
-	kind   generatedKind
-	object client.Object
-}
-
-func desiredObjects(res *render.Resources) []desiredObject {
-	orNil := func(present bool, o client.Object) client.Object {
-		if !present {
-			return nil
-		}
-		return o
-	}
-	return []desiredObject{
-		{serviceAccountKind, orNil(res.ServiceAccount != nil, res.ServiceAccount)},
-		{deploymentKind, orNil(res.Deployment != nil, res.Deployment)},
-		{serviceKind, orNil(res.Service != nil, res.Service)},
-		{hpaKind, orNil(res.HorizontalPodAutoscaler != nil, res.HorizontalPodAutoscaler)},
-		{pdbKind, orNil(res.PodDisruptionBudget != nil, res.PodDisruptionBudget)},
-	}
 }
 
 // forget drops what inSync knows of a deleted Gateway's objects.

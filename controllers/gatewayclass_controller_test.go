@@ -22,6 +22,18 @@ func gatewayClassCondition(g Gomega, conditionType string) metav1.Condition {
 	return *c
 }
 
+// updateServedClass changes the served GatewayClass, retrying on conflicts with the
+// operator's own writes.
+func updateServedClass(mutate func(*gatewayv1.GatewayClass)) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		gc := &gatewayv1.GatewayClass{}
+		g.Expect(k8sClient.Get(ctx, key("", "istio"), gc)).To(Succeed())
+		mutate(gc)
+		g.Expect(k8sClient.Update(ctx, gc)).To(Succeed())
+	}).Should(Succeed())
+}
+
 var _ = Describe("The GatewayClass", Ordered, func() {
 	webhooksOff()
 
@@ -29,12 +41,7 @@ var _ = Describe("The GatewayClass", Ordered, func() {
 		edited := map[string]string{"horizontalPodAutoscaler": "spec:\n  maxReplicas: 9\n"}
 		updateConfigMap(systemNamespace, classDefaultsName, edited)
 		// A class change makes the class reconciler run again.
-		Eventually(func(g Gomega) {
-			gc := &gatewayv1.GatewayClass{}
-			g.Expect(k8sClient.Get(ctx, key("", "istio"), gc)).To(Succeed())
-			gc.Annotations = map[string]string{"touched": "edit-test"}
-			g.Expect(k8sClient.Update(ctx, gc)).To(Succeed())
-		}).Should(Succeed())
+		updateServedClass(func(gc *gatewayv1.GatewayClass) { metav1.SetMetaDataAnnotation(&gc.ObjectMeta, "touched", "edit-test") })
 		Consistently(func(g Gomega) {
 			cm := &corev1.ConfigMap{}
 			g.Expect(k8sClient.Get(ctx, key(systemNamespace, classDefaultsName), cm)).To(Succeed())
@@ -76,12 +83,7 @@ var _ = Describe("The GatewayClass", Ordered, func() {
 		Expect(k8sClient.Create(ctx, configMap("class-params", "explicit", map[string]string{"horizontalPodAutoscaler": "spec:\n  maxReplicas: 11\n"}))).To(Succeed())
 		convergedGateway("class-params", "gw")
 		setParametersRef := func(ref *gatewayv1.ParametersReference) {
-			Eventually(func(g Gomega) {
-				gc := &gatewayv1.GatewayClass{}
-				g.Expect(k8sClient.Get(ctx, key("", "istio"), gc)).To(Succeed())
-				gc.Spec.ParametersRef = ref
-				g.Expect(k8sClient.Update(ctx, gc)).To(Succeed())
-			}).Should(Succeed())
+			updateServedClass(func(gc *gatewayv1.GatewayClass) { gc.Spec.ParametersRef = ref })
 		}
 		setParametersRef(&gatewayv1.ParametersReference{Group: "", Kind: "ConfigMap", Name: "explicit", Namespace: new(gatewayv1.Namespace("class-params"))})
 		Eventually(func(g Gomega) {
@@ -115,11 +117,7 @@ var _ = Describe("The GatewayClass", Ordered, func() {
 			return k8sClient.Get(ctx, key(systemNamespace, classDefaultsName), &corev1.ConfigMap{})
 		}
 		askAgain := func() {
-			Eventually(func(g Gomega) {
-				gc := servedClass(g)
-				delete(gc.Annotations, v1alpha1.ClassDefaultsEnsuredAnnotation)
-				g.Expect(k8sClient.Update(ctx, gc)).To(Succeed())
-			}).Should(Succeed())
+			updateServedClass(func(gc *gatewayv1.GatewayClass) { delete(gc.Annotations, v1alpha1.ClassDefaultsEnsuredAnnotation) })
 			Eventually(func(g Gomega) {
 				cm := &corev1.ConfigMap{}
 				g.Expect(k8sClient.Get(ctx, key(systemNamespace, classDefaultsName), cm)).To(Succeed())

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -106,15 +103,10 @@ func (o Options) failureReportDelay() time.Duration {
 func CacheOptions(opts Options) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{v1alpha1.ManagedLabel: v1alpha1.ManagedLabelValue})
 	strip := cache.TransformStripManagedFields()
-	return cache.Options{
+	options := cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			&appsv1.Deployment{}:                     {Label: managed},
-			&corev1.Service{}:                        {Label: managed},
-			&corev1.ServiceAccount{}:                 {Label: managed},
-			&autoscalingv2.HorizontalPodAutoscaler{}: {Label: managed},
-			&policyv1.PodDisruptionBudget{}:          {Label: managed},
-			&corev1.ConfigMap{}:                      {Transform: trimConfigMap},
-			&corev1.Namespace{}:                      {Transform: trimToIdentity},
+			&corev1.ConfigMap{}: {Transform: trimConfigMap},
+			&corev1.Namespace{}: {Transform: trimToIdentity},
 			// Only the Secrets listeners can use (type kubernetes.io/tls, as Gateway API
 			// asks), watched as metadata only (WatchesMetadata): no Secret's content is
 			// cached, and of its metadata only what tells a change.
@@ -133,6 +125,11 @@ func CacheOptions(opts Options) cache.Options {
 			},
 		},
 	}
+	// Generated objects keep their managed fields: they tell what the operator applied last.
+	for _, obj := range GeneratedObjects() {
+		options.ByObject[obj] = cache.ByObject{Label: managed}
+	}
+	return options
 }
 
 // trimToIdentity keeps what the operator needs of a Namespace in its cache: name, labels

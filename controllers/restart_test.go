@@ -5,16 +5,14 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/controllers"
 )
 
 // snapshot records the identity and version of everything the operator generated and of
@@ -22,17 +20,13 @@ import (
 func snapshot() map[string]string {
 	GinkgoHelper()
 	out := map[string]string{}
-	lists := map[string]client.ObjectList{
-		"Deployment": &appsv1.DeploymentList{}, "Service": &corev1.ServiceList{}, "ServiceAccount": &corev1.ServiceAccountList{},
-		"HorizontalPodAutoscaler": &autoscalingv2.HorizontalPodAutoscalerList{}, "PodDisruptionBudget": &policyv1.PodDisruptionBudgetList{},
-	}
-	for kind, list := range lists {
+	kinds, err := controllers.GeneratedListKinds(scheme)
+	Expect(err).NotTo(HaveOccurred())
+	for kind, gvk := range kinds {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(gvk)
 		Expect(k8sClient.List(ctx, list, client.MatchingLabels{v1alpha1.ManagedLabel: v1alpha1.ManagedLabelValue})).To(Succeed())
-		items, err := meta.ExtractList(list)
-		Expect(err).NotTo(HaveOccurred())
-		for _, item := range items {
-			o, err := meta.Accessor(item)
-			Expect(err).NotTo(HaveOccurred())
+		for _, o := range list.Items {
 			out[kind+" "+o.GetNamespace()+"/"+o.GetName()] = string(o.GetUID()) + " " + o.GetResourceVersion()
 		}
 	}

@@ -4,11 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -209,20 +206,20 @@ func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if workers <= 0 {
 		workers = DefaultMaxConcurrentReconciles
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("gateway").
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
-		For(&gatewayv1.Gateway{}, builder.WithPredicates(gatewayChanged)).
-		Owns(&corev1.ServiceAccount{}, builder.WithPredicates(specChanged)).
-		Owns(&appsv1.Deployment{}, builder.WithPredicates(specChanged)).
-		// Service status carries the load balancer's address.
-		Owns(&corev1.Service{}, builder.WithPredicates(notCreated)).
-		Owns(&autoscalingv2.HorizontalPodAutoscaler{}, builder.WithPredicates(specChanged)).
-		Owns(&policyv1.PodDisruptionBudget{}, builder.WithPredicates(specChanged)).
-		// A Gateway depends on its class's spec (controllerName, parametersRef), not on the
-		// class's status or metadata, which the class reconciler writes.
-		Watches(&gatewayv1.GatewayClass{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfClass),
-			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&gatewayv1.Gateway{}, builder.WithPredicates(gatewayChanged))
+	for _, kind := range generatedKinds {
+		watched := specChanged
+		if kind.statusMatters {
+			// The Service's status carries the load balancer's address.
+			watched = notCreated
+		}
+		b = b.Owns(kind.newObject(), builder.WithPredicates(watched))
+	}
+	return b.
+		Watches(&gatewayv1.GatewayClass{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysOfClass)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.gatewaysForConfigMap)).
 		Watches(&gatewayv1.HTTPRoute{}, handler.EnqueueRequestsFromMapFunc(gatewaysOfRoute)).
 		// Secrets only as metadata: a referenced one is read, and judged, on change.

@@ -9,15 +9,7 @@ import (
 	"reflect"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
-	appsv1 "k8s.io/api/apps/v1"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
-	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
-	autoscalingv2ac "k8s.io/client-go/applyconfigurations/autoscaling/v2"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	policyv1ac "k8s.io/client-go/applyconfigurations/policy/v1"
 )
 
 // ApplyConfiguration converts a rendered object into the apply configuration of its kind,
@@ -107,25 +99,6 @@ func pruneEmptyObjects(v any) any {
 		return t
 	default:
 		return v
-	}
-}
-
-// Owned extracts the fields fieldManager owns on a live object, as the apply configuration
-// of its kind: what the operator applied last, minus anything another manager took over.
-func Owned(live any, fieldManager string) (any, error) {
-	switch o := live.(type) {
-	case *appsv1.Deployment:
-		return appsv1ac.ExtractDeployment(o, fieldManager)
-	case *corev1.Service:
-		return corev1ac.ExtractService(o, fieldManager)
-	case *corev1.ServiceAccount:
-		return corev1ac.ExtractServiceAccount(o, fieldManager)
-	case *autoscalingv2.HorizontalPodAutoscaler:
-		return autoscalingv2ac.ExtractHorizontalPodAutoscaler(o, fieldManager)
-	case *policyv1.PodDisruptionBudget:
-		return policyv1ac.ExtractPodDisruptionBudget(o, fieldManager)
-	default:
-		return nil, fmt.Errorf("no apply configuration for %T", live)
 	}
 }
 

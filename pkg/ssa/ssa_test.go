@@ -66,25 +66,6 @@ func TestEqualIgnoresEmptyObjectsTheServerDoesNotRecord(t *testing.T) {
 	}
 }
 
-func TestOwnedExtractsTheOperatorsFields(t *testing.T) {
-	live := rendered()
-	live.ManagedFields = []metav1.ManagedFieldsEntry{{
-		Manager: "istio-gateway-operator", Operation: metav1.ManagedFieldsOperationApply, APIVersion: "apps/v1", FieldsType: "FieldsV1",
-		FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:template":{"f:spec":{"f:containers":{"k:{\"name\":\"istio-proxy\"}":{".":{},"f:image":{},"f:name":{}}}}}}}`)},
-	}}
-	owned, err := Owned(live, "istio-gateway-operator")
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, _ := json.Marshal(owned)
-	if !strings.Contains(string(js), `"image":"proxy"`) || strings.Contains(string(js), "selector") {
-		t.Fatalf("extracted %s", js)
-	}
-	if _, err := Owned(&corev1.Pod{}, "x"); err == nil {
-		t.Fatal("a kind the operator does not generate must be refused")
-	}
-}
-
 func TestStatusWriterOf(t *testing.T) {
 	entry := func(manager, subresource, fields string) metav1.ManagedFieldsEntry {
 		return metav1.ManagedFieldsEntry{Manager: manager, Subresource: subresource, FieldsV1: &metav1.FieldsV1{Raw: []byte(fields)}}

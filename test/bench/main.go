@@ -34,7 +34,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -43,6 +42,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/controllers"
 	"github.com/kubegate/istio-gateway-operator/test/apicounter"
 	"github.com/kubegate/istio-gateway-operator/test/localcluster"
 )
@@ -604,13 +604,11 @@ func converged(ctx context.Context, c client.Client, n int) (bool, error) {
 	if programmed < n {
 		return false, nil
 	}
-	for _, gvk := range []schema.GroupVersionKind{
-		{Group: "", Version: "v1", Kind: "ServiceAccountList"},
-		{Group: "apps", Version: "v1", Kind: "DeploymentList"},
-		{Group: "", Version: "v1", Kind: "ServiceList"},
-		{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscalerList"},
-		{Group: "policy", Version: "v1", Kind: "PodDisruptionBudgetList"},
-	} {
+	kinds, err := controllers.GeneratedListKinds(c.Scheme())
+	if err != nil {
+		return false, err
+	}
+	for _, gvk := range kinds {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(gvk)
 		if err := c.List(ctx, list, client.MatchingLabels{v1alpha1.ManagedLabel: v1alpha1.ManagedLabelValue}); err != nil {

@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
@@ -143,20 +142,15 @@ func programmed(ctx context.Context, namespace string) (int, error) {
 	return n, nil
 }
 
-// generatedKinds are the kinds the operator generates for every Gateway.
-var generatedKinds = map[string]schema.GroupVersionKind{
-	"ServiceAccount":          {Version: "v1", Kind: "ServiceAccountList"},
-	"Service":                 {Version: "v1", Kind: "ServiceList"},
-	"Deployment":              {Group: "apps", Version: "v1", Kind: "DeploymentList"},
-	"HorizontalPodAutoscaler": {Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscalerList"},
-	"PodDisruptionBudget":     {Group: "policy", Version: "v1", Kind: "PodDisruptionBudgetList"},
-}
-
 // generatedObjects lists the metadata of every generated object in the namespace by kind,
 // to check that each Gateway has exactly one of each, owned by it.
 func generatedObjects(ctx context.Context, namespace string) (map[string][]metav1.PartialObjectMetadata, error) {
 	out := map[string][]metav1.PartialObjectMetadata{}
-	for kind, gvk := range generatedKinds {
+	kinds, err := controllers.GeneratedListKinds(scheme)
+	if err != nil {
+		return nil, err
+	}
+	for kind, gvk := range kinds {
 		list := &metav1.PartialObjectMetadataList{}
 		list.SetGroupVersionKind(gvk)
 		if err := k8sClient.List(ctx, list, client.InNamespace(namespace),

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -73,30 +74,64 @@ func (w writeCounts) String() string {
 // countWrites reads the audit log and counts the writes by the given writers completed
 // at or after since (and before until, when it is not zero).
 func countWrites(path string, since, until time.Time, writers ...string) (writeCounts, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("opening the audit log: %w", err)
-	}
-	defer f.Close()
 	wanted := map[string]bool{}
 	for _, w := range writers {
 		wanted[w] = true
 	}
 	counts := writeCounts{}
-	scanner := bufio.NewScanner(f)
-	scanner.Buffer(make([]byte, 0, 1<<20), 16<<20)
-	for scanner.Scan() {
-		var e auditEvent
-		if err := json.Unmarshal(scanner.Bytes(), &e); err != nil {
-			return nil, fmt.Errorf("reading the audit log: %w", err)
-		}
+	err := eachEvent(path, func(e auditEvent) {
 		if !wanted[e.User.Username] || e.StageTimestamp.Before(since) || (!until.IsZero() && !e.StageTimestamp.Before(until)) {
-			continue
+			return
 		}
 		if counts[e.User.Username] == nil {
 			counts[e.User.Username] = map[string]int{}
 		}
 		counts[e.User.Username][e.target()]++
+	})
+	return counts, err
+}
+
+// objectWrites are one writer's write requests to one object, split by their answer.
+type objectWrites struct {
+	// Taken are the writes the API server accepted; Refused those it answered with a
+	// conflict (the resourceVersion precondition of a decision another write overtook).
+	Taken, Refused int
+}
+
+// writesPerObject counts one writer's writes to one target ("gateways/status"), per
+// object name, since the given time.
+func writesPerObject(path string, since time.Time, writer, target string) (map[string]objectWrites, error) {
+	out := map[string]objectWrites{}
+	err := eachEvent(path, func(e auditEvent) {
+		if e.User.Username != writer || e.target() != target || e.StageTimestamp.Before(since) {
+			return
+		}
+		w := out[e.ObjectRef.Name]
+		if e.ResponseStatus.Code == http.StatusConflict {
+			w.Refused++
+		} else {
+			w.Taken++
+		}
+		out[e.ObjectRef.Name] = w
+	})
+	return out, err
+}
+
+// eachEvent calls visit with every event of the audit log, in order.
+func eachEvent(path string, visit func(auditEvent)) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening the audit log: %w", err)
 	}
-	return counts, scanner.Err()
+	defer f.Close()
+	scanner := bufio.NewScanner(f)
+	scanner.Buffer(make([]byte, 0, 1<<20), 16<<20)
+	for scanner.Scan() {
+		var e auditEvent
+		if err := json.Unmarshal(scanner.Bytes(), &e); err != nil {
+			return fmt.Errorf("reading the audit log: %w", err)
+		}
+		visit(e)
+	}
+	return scanner.Err()
 }
