@@ -20,6 +20,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/apierror"
 	"github.com/kubegate/istio-gateway-operator/pkg/contention"
 	"github.com/kubegate/istio-gateway-operator/pkg/outcome"
 	"github.com/kubegate/istio-gateway-operator/pkg/render"
@@ -242,7 +243,7 @@ func (r *GatewayReconciler) execute(ctx context.Context, gw *gatewayv1.Gateway, 
 // change in place is reported (or, for a Service whose Gateway opted in, replaced), a
 // refusal recorded, anything else returned.
 func (r *GatewayReconciler) notApplied(ctx context.Context, gw *gatewayv1.Gateway, s step, err error, res *outcome.Result) error {
-	fields := immutableFields(err)
+	fields := apierror.ImmutableFields(err)
 	if len(fields) == 0 || s.live == nil {
 		return r.refused(res, err, fmt.Errorf("applying %s %s: %w", s.kind.name, s.name, err))
 	}
@@ -269,7 +270,7 @@ func (r *GatewayReconciler) notApplied(ctx context.Context, gw *gatewayv1.Gatewa
 // refused records a write the API server refused (cause) in res, and returns err for any
 // other failure.
 func (r *GatewayReconciler) refused(res *outcome.Result, cause, err error) error {
-	if !isRefusal(cause) {
+	if !apierror.IsRefusal(cause) {
 		return err
 	}
 	res.Refuse(err.Error())

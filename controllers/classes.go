@@ -9,6 +9,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/sources"
 )
 
 // isServedClass says whether the operator answers for a GatewayClass: like Istio, it
@@ -58,24 +59,9 @@ func classesUsingConfigMap(ctx context.Context, reader client.Reader, cm client.
 	}
 	var out []string
 	for i := range classes {
-		if isClassConfigMapOf(&classes[i], cm, systemNamespace) {
+		if sources.IsClassConfigMapOf(&classes[i], cm, systemNamespace) {
 			out = append(out, classes[i].Name)
 		}
 	}
 	return out, nil
-}
-
-// isClassConfigMapOf says whether cm is class-level customization of gc.
-func isClassConfigMapOf(gc *gatewayv1.GatewayClass, cm client.Object, systemNamespace string) bool {
-	if ref := gc.Spec.ParametersRef; ref != nil {
-		return isConfigMapRef(ref.Group, ref.Kind) && ref.Name == cm.GetName() &&
-			ref.Namespace != nil && string(*ref.Namespace) == cm.GetNamespace()
-	}
-	return cm.GetNamespace() == systemNamespace && cm.GetLabels()[v1alpha1.DefaultsForClassLabel] == gc.Name
-}
-
-// isConfigMapRef says whether a parametersRef's group and kind name a core ConfigMap, the
-// only kind of parameters the operator reads.
-func isConfigMapRef(group gatewayv1.Group, kind gatewayv1.Kind) bool {
-	return group == "" && kind == "ConfigMap"
 }

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/pkg/customize"
+	"github.com/kubegate/istio-gateway-operator/pkg/sources"
 )
 
 var configMapGVK = corev1.SchemeGroupVersion.WithKind("ConfigMap")
@@ -87,48 +87,40 @@ func (s *configMapSource) forget(key types.NamespacedName) {
 	s.mu.Unlock()
 }
 
-// classDefaults is the resolution of a class's defaults ConfigMap.
-type classDefaults struct {
-	// Ref is the ConfigMap in force, nil when the class has none.
-	Ref *types.NamespacedName
-	// Ignored are further ConfigMaps labelled for the class, which lose to Ref.
-	Ignored []types.NamespacedName
-	// Problem is set when the class's parametersRef cannot be used.
-	Problem string
+// resolveClassDefaults finds the class-level ConfigMap: the one the GatewayClass names in
+// spec.parametersRef, otherwise the one in force of those labelled for the class in the
+// system namespace.
+func resolveClassDefaults(ctx context.Context, metadata client.Reader, gc *gatewayv1.GatewayClass, systemNamespace string) (sources.ClassDefaults, error) {
+	if gc.Spec.ParametersRef != nil {
+		ref := sources.ClassParameters(gc)
+		return sources.ClassDefaults{Ref: ref.ConfigMap, Problem: ref.Problem}, nil
+	}
+	labelled, err := labelledClassDefaults(ctx, metadata, gc.Name, systemNamespace)
+	if err != nil {
+		return sources.ClassDefaults{}, err
+	}
+	inForce, ignored := sources.InForce(labelled)
+	if inForce == nil {
+		return sources.ClassDefaults{}, nil
+	}
+	out := sources.ClassDefaults{Ref: &types.NamespacedName{Namespace: inForce.GetNamespace(), Name: inForce.GetName()}}
+	for _, cm := range ignored {
+		out.Ignored = append(out.Ignored, types.NamespacedName{Namespace: cm.GetNamespace(), Name: cm.GetName()})
+	}
+	return out, nil
 }
 
-// resolveClassDefaults finds the class-level ConfigMap: the one the GatewayClass names in
-// spec.parametersRef, otherwise the oldest (then first by name) labelled for the class in
-// the system namespace.
-func resolveClassDefaults(ctx context.Context, metadata client.Reader, gc *gatewayv1.GatewayClass, systemNamespace string) (classDefaults, error) {
-	if ref := gc.Spec.ParametersRef; ref != nil {
-		if !isConfigMapRef(ref.Group, ref.Kind) {
-			return classDefaults{Problem: fmt.Sprintf("GatewayClass %s parametersRef %s/%s %s is not supported; only group \"\" kind ConfigMap is", gc.Name, ref.Group, ref.Kind, ref.Name)}, nil
-		}
-		if ref.Namespace == nil || *ref.Namespace == "" {
-			return classDefaults{Problem: fmt.Sprintf("GatewayClass %s parametersRef ConfigMap %s has no namespace", gc.Name, ref.Name)}, nil
-		}
-		return classDefaults{Ref: &types.NamespacedName{Namespace: string(*ref.Namespace), Name: ref.Name}}, nil
-	}
+// labelledClassDefaults lists, from the metadata cache, the ConfigMaps labelled as a
+// class's defaults in a namespace.
+func labelledClassDefaults(ctx context.Context, metadata client.Reader, className, namespace string) ([]metav1.Object, error) {
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(configMapGVK.GroupVersion().WithKind("ConfigMapList"))
-	if err := metadata.List(ctx, list, client.InNamespace(systemNamespace), client.MatchingLabels{v1alpha1.DefaultsForClassLabel: gc.Name}); err != nil {
-		return classDefaults{}, fmt.Errorf("listing class defaults ConfigMaps for GatewayClass %s: %w", gc.Name, err)
+	if err := metadata.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{v1alpha1.DefaultsForClassLabel: className}); err != nil {
+		return nil, fmt.Errorf("listing class defaults ConfigMaps for GatewayClass %s: %w", className, err)
 	}
-	if len(list.Items) == 0 {
-		return classDefaults{}, nil
-	}
-	items := list.Items
-	sort.Slice(items, func(i, j int) bool {
-		a, b := items[i].CreationTimestamp, items[j].CreationTimestamp
-		if !a.Equal(&b) {
-			return a.Before(&b)
-		}
-		return items[i].Name < items[j].Name
-	})
-	out := classDefaults{Ref: &types.NamespacedName{Namespace: items[0].Namespace, Name: items[0].Name}}
-	for _, cm := range items[1:] {
-		out.Ignored = append(out.Ignored, types.NamespacedName{Namespace: cm.Namespace, Name: cm.Name})
+	out := make([]metav1.Object, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, &list.Items[i])
 	}
 	return out, nil
 }

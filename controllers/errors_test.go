@@ -116,7 +116,7 @@ var _ = Describe("Invalid parameters", Ordered, func() {
 
 	It("reports an HPA minimum above its maximum", func() {
 		updateConfigMap(ns, "not-yet", map[string]string{"horizontalPodAutoscaler": "spec:\n  minReplicas: 6\n  maxReplicas: 4\n"})
-		expectInvalid("spec.minReplicas (6) is greater than spec.maxReplicas (4)")
+		expectInvalid("spec.minReplicas 6 is greater than spec.maxReplicas 4")
 	})
 
 	It("converges when the ConfigMap is fixed", func() {
@@ -236,7 +236,7 @@ spec:
 			gw := gateway(g, ns, "gw")
 			c := condition(gw, status.ConditionCustomizationsApplied)
 			g.Expect(c).To(haveCondition(metav1.ConditionFalse, "ValuesAdjusted", gw.Generation))
-			g.Expect(c.Message).To(ContainSubstring("data.horizontalPodAutoscaler: spec.minReplicas 1 is below the floor of 2; 2 applied"))
+			g.Expect(c.Message).To(ContainSubstring("data.horizontalPodAutoscaler: spec.minReplicas 1 is below the minimum of 2; 2 applied"))
 		}).Should(Succeed())
 	})
 

@@ -19,11 +19,13 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/apierror"
 	"github.com/kubegate/istio-gateway-operator/pkg/contention"
 	"github.com/kubegate/istio-gateway-operator/pkg/customize"
 	"github.com/kubegate/istio-gateway-operator/pkg/outcome"
 	"github.com/kubegate/istio-gateway-operator/pkg/render"
 	"github.com/kubegate/istio-gateway-operator/pkg/revision"
+	"github.com/kubegate/istio-gateway-operator/pkg/sources"
 )
 
 // GatewayReconciler provisions the resources behind each Gateway of the served class and
@@ -91,7 +93,7 @@ type syncState struct {
 func (r *GatewayReconciler) Reconcile(ctx context.Context, req reconcile.Request) (_ reconcile.Result, retErr error) {
 	defer func() {
 		// Only failures in a row count towards reporting one.
-		if !isTransient(retErr) {
+		if !apierror.IsTransient(retErr) {
 			r.failingSince.Delete(req.NamespacedName)
 		}
 	}()
@@ -175,7 +177,7 @@ func (r *GatewayReconciler) report(ctx context.Context, gw *gatewayv1.Gateway, r
 // writes have been failing with transient API errors for Options.FailureReportDelay, also
 // says so on its status (Programmed=False, reason Pending), keeping the addresses it had.
 func (r *GatewayReconciler) reportPersistentFailure(ctx context.Context, gw *gatewayv1.Gateway, res *outcome.Result, err error) error {
-	if res == nil || !isTransient(err) {
+	if res == nil || !apierror.IsTransient(err) {
 		return err
 	}
 	key := types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}
@@ -245,13 +247,13 @@ func (r *GatewayReconciler) customizations(ctx context.Context, gw *gatewayv1.Ga
 	if defaults.Ref != nil {
 		refs = append(refs, *defaults.Ref)
 	}
-	if infra := gw.Spec.Infrastructure; infra != nil && infra.ParametersRef != nil {
-		ref := infra.ParametersRef
-		if !isConfigMapRef(ref.Group, ref.Kind) {
-			res.Report(outcome.InvalidParameters, fmt.Sprintf("parametersRef %s/%s %s is not supported; only group \"\" kind ConfigMap is", ref.Group, ref.Kind, ref.Name))
-			return nil, nil
-		}
-		refs = append(refs, types.NamespacedName{Namespace: gw.Namespace, Name: ref.Name})
+	own := sources.GatewayParameters(gw)
+	if own.Problem != "" {
+		res.Report(outcome.InvalidParameters, own.Problem)
+		return nil, nil
+	}
+	if own.ConfigMap != nil {
+		refs = append(refs, *own.ConfigMap)
 	}
 	var layers []*customize.Set
 	for i, ref := range refs {

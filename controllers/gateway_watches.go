@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"slices"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -87,10 +86,12 @@ func (r *GatewayReconciler) gatewaysForReferenceGrant(ctx context.Context, o cli
 // gatewaysOfRoute maps an HTTPRoute to the Gateways in its parentRefs, whose listener
 // status counts attached routes.
 func gatewaysOfRoute(_ context.Context, o client.Object) []reconcile.Request {
+	route := o.(*gatewayv1.HTTPRoute)
 	var out []reconcile.Request
-	for _, key := range httpRouteParentKeys(o) {
-		ns, name, _ := strings.Cut(key, "/")
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+	for _, ref := range route.Spec.ParentRefs {
+		if parent, ok := status.ParentGateway(ref, route.Namespace); ok {
+			out = append(out, reconcile.Request{NamespacedName: parent})
+		}
 	}
 	return out
 }

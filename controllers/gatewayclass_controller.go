@@ -29,6 +29,8 @@ import (
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/pkg/contention"
+	"github.com/kubegate/istio-gateway-operator/pkg/outcome"
+	"github.com/kubegate/istio-gateway-operator/pkg/sources"
 	"github.com/kubegate/istio-gateway-operator/pkg/ssa"
 	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
@@ -112,7 +114,7 @@ func (r *GatewayClassReconciler) Reconcile(ctx context.Context, req reconcile.Re
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{}, r.writeStatus(ctx, gc, classConditions(gc, defaults, versions))
+	return reconcile.Result{}, r.writeStatus(ctx, gc, outcome.ClassConditions(gc, defaults, versions))
 }
 
 // ensureDefaultsConfigMap creates the class's defaults ConfigMap unless a class-level
@@ -172,33 +174,6 @@ func bundleVersions(ctx context.Context, reader client.Reader) (map[string]strin
 	return out, nil
 }
 
-// classConditions is the class's status as pure data, for tests and for writeStatus:
-// Accepted, the operator's ClassDefaultsResolved, and SupportedVersion.
-func classConditions(gc *gatewayv1.GatewayClass, defaults classDefaults, bundleVersions map[string]string) []metav1.Condition {
-	accepted := status.Condition(string(gatewayv1.GatewayClassConditionStatusAccepted), true,
-		string(gatewayv1.GatewayClassReasonAccepted), "Handled by istio-gateway-operator", gc.Generation)
-	if defaults.Problem != "" {
-		accepted = status.Condition(string(gatewayv1.GatewayClassConditionStatusAccepted), false,
-			string(gatewayv1.GatewayClassReasonInvalidParameters), defaults.Problem, gc.Generation)
-	}
-	resolved := status.Condition(status.ConditionClassDefaultsResolved, true, status.ReasonResolved, "No class defaults ConfigMap", gc.Generation)
-	switch {
-	case defaults.Problem != "":
-		resolved = status.Condition(status.ConditionClassDefaultsResolved, false, status.ReasonInvalidParameters, defaults.Problem, gc.Generation)
-	case len(defaults.Ignored) > 0:
-		ignored := make([]string, 0, len(defaults.Ignored))
-		for _, n := range defaults.Ignored {
-			ignored = append(ignored, n.String())
-		}
-		resolved = status.Condition(status.ConditionClassDefaultsResolved, false, status.ReasonMultipleDefaults,
-			fmt.Sprintf("Using ConfigMap %s, the oldest labelled %s=%s; ignoring %s", defaults.Ref, v1alpha1.DefaultsForClassLabel, gc.Name, strings.Join(ignored, ", ")),
-			gc.Generation)
-	case defaults.Ref != nil:
-		resolved = status.Condition(status.ConditionClassDefaultsResolved, true, status.ReasonResolved, "Using ConfigMap "+defaults.Ref.String(), gc.Generation)
-	}
-	return []metav1.Condition{accepted, resolved, status.SupportedVersionCondition(bundleVersions, gc.Generation)}
-}
-
 // reportDefaultsByEvent records a Warning Event on the class when its defaults cannot be
 // told apart, once per change of the problem, where the status is not the operator's.
 func (r *GatewayClassReconciler) reportDefaultsByEvent(ctx context.Context, gc *gatewayv1.GatewayClass) error {
@@ -206,7 +181,7 @@ func (r *GatewayClassReconciler) reportDefaultsByEvent(ctx context.Context, gc *
 	if err != nil {
 		return err
 	}
-	c := meta.FindStatusCondition(classConditions(gc, defaults, nil), status.ConditionClassDefaultsResolved)
+	c := meta.FindStatusCondition(outcome.ClassConditions(gc, defaults, nil), status.ConditionClassDefaultsResolved)
 	if c.Status != metav1.ConditionFalse {
 		r.reported.Delete(gc.UID)
 		return nil
@@ -311,8 +286,7 @@ func (r *GatewayClassReconciler) classesForConfigMap(ctx context.Context, o clie
 	}
 	var out []reconcile.Request
 	for i := range classes {
-		labelled := o.GetNamespace() == r.Options.SystemNamespace && o.GetLabels()[v1alpha1.DefaultsForClassLabel] == classes[i].Name
-		if labelled || isClassConfigMapOf(&classes[i], o, r.Options.SystemNamespace) {
+		if sources.IsLabelledDefaults(o, classes[i].Name, r.Options.SystemNamespace) || sources.IsClassConfigMapOf(&classes[i], o, r.Options.SystemNamespace) {
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: classes[i].Name}})
 		}
 	}

@@ -124,15 +124,12 @@ func (r *HTTPRouteStatusReconciler) inputs(ctx context.Context, route *gatewayv1
 // ownedGateway returns the Gateway a parentRef names when it is of a served class and this
 // instance owns it, else nil.
 func (r *HTTPRouteStatusReconciler) ownedGateway(ctx context.Context, routeNamespace string, ref gatewayv1.ParentReference, me string) (*gatewayv1.Gateway, error) {
-	if (ref.Group != nil && *ref.Group != gatewayv1.GroupName) || (ref.Kind != nil && *ref.Kind != status.KindGateway) {
+	parent, ok := status.ParentGateway(ref, routeNamespace)
+	if !ok {
 		return nil, nil
 	}
-	ns := routeNamespace
-	if ref.Namespace != nil {
-		ns = string(*ref.Namespace)
-	}
 	gw := &gatewayv1.Gateway{}
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: string(ref.Name)}, gw); err != nil {
+	if err := r.Client.Get(ctx, parent, gw); err != nil {
 		return nil, client.IgnoreNotFound(err)
 	}
 	if gc, err := servedClass(ctx, r.Client, string(gw.Spec.GatewayClassName)); err != nil || gc == nil {

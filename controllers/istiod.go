@@ -49,7 +49,7 @@ func (w *istiodDeploymentWatch) running(ctx context.Context, now time.Time) (mes
 	case err != nil:
 		return "", 0, fmt.Errorf("reading Lease %s/%s: %w", w.namespace, name, err)
 	}
-	until, renewed := leaseHeldUntil(*lease)
+	until, renewed := revision.LeaseHeldUntil(*lease)
 	if !renewed || !until.After(now) || ptr.Deref(lease.Spec.HolderIdentity, "") == "" {
 		w.clear()
 		return "", 0, nil

@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationv1ac "k8s.io/client-go/applyconfigurations/coordination/v1"
 	toolscache "k8s.io/client-go/tools/cache"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -183,7 +182,7 @@ func (r *RevisionRegistry) recompute(ctx context.Context, force bool) {
 		log.FromContext(ctx).Error(err, "Listing revision Leases")
 		return
 	}
-	installed := InstalledRevisions(list.Items, time.Now())
+	installed := revision.Installed(list.Items, time.Now())
 	// This instance is running, whatever its Lease says.
 	if self := revision.Name(r.Options.Revision); !slices.Contains(installed, self) {
 		installed = append(installed, self)
@@ -216,32 +215,4 @@ func (r *RevisionRegistry) IsHighest() bool {
 	installed, ready := r.Installed()
 	highest, ok := revision.Highest(installed)
 	return ready && ok && highest == revision.Name(r.Options.Revision)
-}
-
-// leaseHeldUntil is when a Lease expires unless renewed; ok is false for a Lease never
-// renewed (no renewTime), which counts as expired.
-func leaseHeldUntil(l coordinationv1.Lease) (until time.Time, ok bool) {
-	if l.Spec.RenewTime == nil {
-		return time.Time{}, false
-	}
-	return l.Spec.RenewTime.Add(time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 0)) * time.Second), true
-}
-
-// InstalledRevisions are the revisions whose Lease has not expired at now, oldest first.
-func InstalledRevisions(leases []coordinationv1.Lease, now time.Time) []string {
-	var out []string
-	for _, l := range leases {
-		name := l.Labels[v1alpha1.RevisionLeaseLabel]
-		if name == "" || l.Spec.RenewTime == nil {
-			continue
-		}
-		if until, _ := leaseHeldUntil(l); until.Before(now) {
-			continue
-		}
-		if !slices.Contains(out, name) {
-			out = append(out, name)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return revision.Less(out[i], out[j]) })
-	return out
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/pkg/contention"
+	"github.com/kubegate/istio-gateway-operator/pkg/sources"
 	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
 
@@ -112,15 +113,10 @@ func gatewayClassKey(o client.Object) []string {
 }
 
 func gatewayParametersKey(o client.Object) []string {
-	gw := o.(*gatewayv1.Gateway)
-	if gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
-		return nil
+	if ref := sources.GatewayParameters(o.(*gatewayv1.Gateway)).ConfigMap; ref != nil {
+		return []string{ref.String()}
 	}
-	ref := gw.Spec.Infrastructure.ParametersRef
-	if !isConfigMapRef(ref.Group, ref.Kind) {
-		return nil
-	}
-	return []string{gw.Namespace + "/" + ref.Name}
+	return nil
 }
 
 // gatewayCertificateKeys names the Secrets a Gateway's listeners reference, in any
@@ -137,14 +133,9 @@ func httpRouteParentKeys(o client.Object) []string {
 	route := o.(*gatewayv1.HTTPRoute)
 	var keys []string
 	for _, ref := range route.Spec.ParentRefs {
-		if (ref.Group != nil && *ref.Group != gatewayv1.GroupName) || (ref.Kind != nil && *ref.Kind != "Gateway") {
-			continue
+		if parent, ok := status.ParentGateway(ref, route.Namespace); ok {
+			keys = append(keys, parent.String())
 		}
-		ns := route.Namespace
-		if ref.Namespace != nil {
-			ns = string(*ref.Namespace)
-		}
-		keys = append(keys, ns+"/"+string(ref.Name))
 	}
 	return keys
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/pkg/customize"
+	"github.com/kubegate/istio-gateway-operator/pkg/sources"
 )
 
 // Webhook paths, as config/webhook/manifests.yaml registers them.
@@ -35,7 +36,7 @@ func SetupWebhooks(mgr ctrl.Manager, opts Options) error {
 	decoder := admission.NewDecoder(mgr.GetScheme())
 	srv := mgr.GetWebhookServer()
 	srv.Register(ConfigMapWebhookPath, &webhook.Admission{Handler: &ConfigMapValidator{
-		Cache: mgr.GetClient(), Options: opts, decoder: decoder,
+		Cache: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts, decoder: decoder,
 	}})
 	srv.Register(GatewayWebhookPath, &webhook.Admission{Handler: &GatewayValidator{
 		Cache: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts, decoder: decoder,
@@ -47,9 +48,22 @@ func SetupWebhooks(mgr ctrl.Manager, opts Options) error {
 // trim, so that users learn at `kubectl apply` time which fields are not allowed.
 type ConfigMapValidator struct {
 	// Cache answers "is this ConfigMap a customization?" without API calls.
-	Cache   client.Reader
-	Options Options
-	decoder admission.Decoder
+	Cache client.Reader
+	// APIReader reads a class defaults ConfigMap's content, which the cache does not hold,
+	// to tell a Gateway-level ConfigMap what the class level adds.
+	APIReader client.Reader
+	Options   Options
+	decoder   admission.Decoder
+}
+
+// configMapRole is why a ConfigMap is a customization; the zero value means it is none.
+type configMapRole struct {
+	// description completes "is not a valid ..." in a rejection.
+	description string
+	// defaultsOf names the class the ConfigMap is labelled as the defaults of.
+	defaultsOf string
+	// gatewayClasses are the classes of the Gateways whose parametersRef names it.
+	gatewayClasses []*gatewayv1.GatewayClass
 }
 
 // Handle admits unrelated ConfigMaps at once and judges customization ConfigMaps whole.
@@ -64,12 +78,12 @@ func (v *ConfigMapValidator) Handle(ctx context.Context, req admission.Request) 
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	if role == "" {
+	if role.description == "" {
 		return admission.Allowed("not a customization ConfigMap")
 	}
 	verdict := customize.Validate(cm.Data)
 	var warnings []string
-	if class := cm.Labels[v1alpha1.DefaultsForClassLabel]; strings.HasPrefix(role, classDefaultsRole) {
+	if class := role.defaultsOf; class != "" {
 		if cm.Namespace != v.Options.SystemNamespace {
 			warnings = append(warnings, fmt.Sprintf("%s=%s has no effect outside namespace %s", v1alpha1.DefaultsForClassLabel, class, v.Options.SystemNamespace))
 		} else if inForce, err := v.olderClassDefaults(ctx, cm, class); err != nil {
@@ -80,10 +94,41 @@ func (v *ConfigMapValidator) Handle(ctx context.Context, req admission.Request) 
 		}
 	}
 	warnings = append(warnings, verdict.Warnings...)
+	for _, gc := range role.gatewayClasses {
+		warning, err := replicasUnderClassHPA(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace, verdict)
+		if err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		if warning != "" {
+			warnings = append(warnings, warning)
+			break
+		}
+	}
 	if !verdict.Allowed() {
-		return admission.Denied(rejection("ConfigMap", cm.Namespace, cm.Name, role, verdict.Violations)).WithWarnings(warnings...)
+		return admission.Denied(rejection("ConfigMap", cm.Namespace, cm.Name, role.description, verdict.Violations)).WithWarnings(warnings...)
 	}
 	return admission.Allowed("").WithWarnings(warnings...)
+}
+
+// replicasUnderClassHPA warns a Gateway level that sets spec.replicas when its class level
+// asks for an HPA: the HPA then owns the count, and the value would not be applied.
+func replicasUnderClassHPA(ctx context.Context, cache, apiReader client.Reader, gc *gatewayv1.GatewayClass, systemNamespace string, verdict customize.Verdict) (string, error) {
+	if !verdict.SetsReplicas || verdict.AsksForHPA {
+		return "", nil
+	}
+	defaults, err := resolveClassDefaults(ctx, cache, gc, systemNamespace)
+	if err != nil || defaults.Ref == nil {
+		return "", err
+	}
+	cm := &corev1.ConfigMap{}
+	if err := apiReader.Get(ctx, *defaults.Ref, cm); err != nil {
+		return "", client.IgnoreNotFound(err)
+	}
+	if _, ok := cm.Data[string(v1alpha1.DataKeyHorizontalPodAutoscaler)]; !ok {
+		return "", nil
+	}
+	return fmt.Sprintf("%s; the HorizontalPodAutoscaler comes from ConfigMap %s, the class level of GatewayClass %s",
+		customize.ReplicasUnderHPA("").String(), defaults.Ref, gc.Name), nil
 }
 
 // decodeWrite decodes the object of a CREATE or UPDATE request into obj, with the
@@ -105,68 +150,66 @@ func rejection(kind, namespace, name, role string, violations []string) string {
 	return fmt.Sprintf("%s %s/%s is not a valid %s: %s", kind, namespace, name, role, strings.Join(violations, "; "))
 }
 
-// classDefaultsRole starts the role of a ConfigMap labelled as a class's defaults.
-const classDefaultsRole = "class defaults ConfigMap for GatewayClass "
-
-// roleOf says why a ConfigMap is a customization, or "" when it is not one. A ConfigMap
-// labelled for a class is judged unless that class exists and belongs to another
-// controller: a class created later must not meet defaults no one checked.
-func (v *ConfigMapValidator) roleOf(ctx context.Context, cm *corev1.ConfigMap) (string, error) {
+// roleOf says why a ConfigMap is a customization. A ConfigMap labelled for a class is
+// judged unless that class exists and belongs to another controller: a class created later
+// must not meet defaults no one checked.
+func (v *ConfigMapValidator) roleOf(ctx context.Context, cm *corev1.ConfigMap) (configMapRole, error) {
 	if class := cm.Labels[v1alpha1.DefaultsForClassLabel]; class != "" {
 		gc := &gatewayv1.GatewayClass{}
 		err := v.Cache.Get(ctx, types.NamespacedName{Name: class}, gc)
 		switch {
 		case apierrors.IsNotFound(err) || (err == nil && isServedClass(gc)):
-			return classDefaultsRole + class, nil
+			return configMapRole{description: "class defaults ConfigMap for GatewayClass " + class, defaultsOf: class}, nil
 		case err != nil:
-			return "", fmt.Errorf("reading GatewayClass %s: %w", class, err)
+			return configMapRole{}, fmt.Errorf("reading GatewayClass %s: %w", class, err)
 		}
 	}
 	classes, err := classesUsingConfigMap(ctx, v.Cache, cm, v.Options.SystemNamespace)
 	if err != nil {
-		return "", err
+		return configMapRole{}, err
 	}
 	if len(classes) > 0 {
-		return "parameters ConfigMap of GatewayClass " + strings.Join(classes, ", "), nil
+		return configMapRole{description: "parameters ConfigMap of GatewayClass " + strings.Join(classes, ", ")}, nil
 	}
 	list := &gatewayv1.GatewayList{}
 	if err := v.Cache.List(ctx, list, client.MatchingFields{GatewayParametersIndex: cm.Namespace + "/" + cm.Name}); err != nil {
-		return "", fmt.Errorf("listing Gateways referencing ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+		return configMapRole{}, fmt.Errorf("listing Gateways referencing ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
 	}
+	var role configMapRole
 	var names []string
 	for _, gw := range list.Items {
 		gc, err := servedClass(ctx, v.Cache, string(gw.Spec.GatewayClassName))
 		if err != nil {
-			return "", err
+			return configMapRole{}, err
 		}
 		if gc != nil {
 			names = append(names, gw.Name)
+			role.gatewayClasses = append(role.gatewayClasses, gc)
 		}
 	}
 	if len(names) == 0 {
-		return "", nil
+		return configMapRole{}, nil
 	}
 	sort.Strings(names)
-	return "parameters ConfigMap of Gateway " + strings.Join(names, ", "), nil
+	role.description = "parameters ConfigMap of Gateway " + strings.Join(names, ", ")
+	return role, nil
 }
 
-// olderClassDefaults names the labelled ConfigMap that wins over cm (the oldest, then the
-// first by name), or "" when cm itself is in force.
+// olderClassDefaults names the labelled ConfigMap that is in force instead of cm, or ""
+// when cm itself would be.
 func (v *ConfigMapValidator) olderClassDefaults(ctx context.Context, cm *corev1.ConfigMap, class string) (string, error) {
-	list := &metav1.PartialObjectMetadataList{}
-	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
-	if err := v.Cache.List(ctx, list, client.InNamespace(cm.Namespace), client.MatchingLabels{v1alpha1.DefaultsForClassLabel: class}); err != nil {
-		return "", fmt.Errorf("listing class defaults ConfigMaps: %w", err)
+	labelled, err := labelledClassDefaults(ctx, v.Cache, class, cm.Namespace)
+	if err != nil {
+		return "", err
 	}
-	for _, other := range list.Items {
-		if other.Name == cm.Name {
-			continue
+	candidates := []metav1.Object{cm}
+	for _, other := range labelled {
+		if other.GetName() != cm.Name {
+			candidates = append(candidates, other)
 		}
-		older := cm.CreationTimestamp.IsZero() || other.CreationTimestamp.Before(&cm.CreationTimestamp) ||
-			(other.CreationTimestamp.Equal(&cm.CreationTimestamp) && other.Name < cm.Name)
-		if older {
-			return other.Namespace + "/" + other.Name, nil
-		}
+	}
+	if inForce, _ := sources.InForce(candidates); inForce != metav1.Object(cm) {
+		return inForce.GetNamespace() + "/" + inForce.GetName(), nil
 	}
 	return "", nil
 }
@@ -192,30 +235,38 @@ func (v *GatewayValidator) Handle(ctx context.Context, req admission.Request) ad
 	} else if !judged {
 		return admission.Allowed("")
 	}
-	if gw.Spec.Infrastructure == nil || gw.Spec.Infrastructure.ParametersRef == nil {
+	params := sources.GatewayParameters(gw)
+	if params.ConfigMap == nil && params.Problem == "" {
 		return admission.Allowed("")
 	}
-	if gc, err := servedClass(ctx, v.Cache, string(gw.Spec.GatewayClassName)); err != nil {
+	gc, err := servedClass(ctx, v.Cache, string(gw.Spec.GatewayClassName))
+	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	} else if gc == nil {
 		return admission.Allowed("")
 	}
-	ref := gw.Spec.Infrastructure.ParametersRef
-	if !isConfigMapRef(ref.Group, ref.Kind) {
-		return admission.Allowed("").WithWarnings(fmt.Sprintf("spec.infrastructure.parametersRef %s/%s %s is not supported: the Gateway reports Accepted=False (InvalidParameters); "+
-			"reference a ConfigMap in the Gateway's namespace (group: \"\", kind: ConfigMap)", ref.Group, ref.Kind, ref.Name))
+	if params.Problem != "" {
+		return admission.Allowed("").WithWarnings(fmt.Sprintf("spec.infrastructure.%s: the Gateway reports Accepted=False (InvalidParameters); "+
+			"reference a ConfigMap in the Gateway's namespace", params.Problem))
 	}
+	ref := *params.ConfigMap
 	cm := &corev1.ConfigMap{}
-	if err := v.APIReader.Get(ctx, types.NamespacedName{Namespace: gw.Namespace, Name: ref.Name}, cm); err != nil {
+	if err := v.APIReader.Get(ctx, ref, cm); err != nil {
 		if apierrors.IsNotFound(err) {
-			return admission.Allowed("").WithWarnings(fmt.Sprintf("ConfigMap %s/%s does not exist yet: the Gateway reports Accepted=False (InvalidParameters) until it does", gw.Namespace, ref.Name))
+			return admission.Allowed("").WithWarnings(fmt.Sprintf("ConfigMap %s does not exist yet: the Gateway reports Accepted=False (InvalidParameters) until it does", ref))
 		}
-		log.FromContext(ctx).Error(err, "Reading a Gateway's parameters ConfigMap", "configMap", klogRef(gw.Namespace, ref.Name))
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading ConfigMap %s/%s: %w", gw.Namespace, ref.Name, err))
+		log.FromContext(ctx).Error(err, "Reading a Gateway's parameters ConfigMap", "configMap", klogRef(ref.Namespace, ref.Name))
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading ConfigMap %s: %w", ref, err))
 	}
 	verdict := customize.Validate(cm.Data)
-	if !verdict.Allowed() {
-		return admission.Denied(rejection("ConfigMap", cm.Namespace, cm.Name, "parameters ConfigMap of Gateway "+gw.Name, verdict.Violations)).WithWarnings(verdict.Warnings...)
+	warnings := verdict.Warnings
+	if warning, err := replicasUnderClassHPA(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace, verdict); err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	} else if warning != "" {
+		warnings = append(warnings, warning)
 	}
-	return admission.Allowed("").WithWarnings(verdict.Warnings...)
+	if !verdict.Allowed() {
+		return admission.Denied(rejection("ConfigMap", cm.Namespace, cm.Name, "parameters ConfigMap of Gateway "+gw.Name, verdict.Violations)).WithWarnings(warnings...)
+	}
+	return admission.Allowed("").WithWarnings(warnings...)
 }

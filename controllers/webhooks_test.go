@@ -135,7 +135,7 @@ var _ = Describe("The validating webhook", Ordered, func() {
 		gw := httpGateway(ns, "gw-kind")
 		gw.Spec.Infrastructure = &gatewayv1.GatewayInfrastructure{ParametersRef: &gatewayv1.LocalParametersReference{Group: "example.com", Kind: "GatewayConfig", Name: "x"}}
 		Expect(c.Create(ctx, gw)).To(Succeed())
-		Expect(warnings.take()).To(ContainElement(ContainSubstring("spec.infrastructure.parametersRef example.com/GatewayConfig x is not supported: the Gateway reports Accepted=False (InvalidParameters)")))
+		Expect(warnings.take()).To(ContainElement(ContainSubstring(`spec.infrastructure.parametersRef example.com/GatewayConfig x is not supported; only group "" kind ConfigMap is: the Gateway reports Accepted=False (InvalidParameters)`)))
 		Eventually(func(g Gomega) {
 			accepted := condition(gateway(g, ns, "gw-kind"), "Accepted")
 			g.Expect(accepted.Reason).To(Equal("InvalidParameters"))
@@ -148,6 +148,25 @@ var _ = Describe("The validating webhook", Ordered, func() {
 		gw.Spec.Infrastructure = parametersRef("later")
 		Expect(c.Create(ctx, gw)).To(Succeed())
 		Expect(warnings.take()).To(ContainElement(ContainSubstring("ConfigMap webhook/later does not exist yet")))
+	})
+
+	It("warns a Gateway-level spec.replicas that the class level's HPA overrides, naming the class ConfigMap", func() {
+		classDefaults := &corev1.ConfigMap{}
+		Expect(c.Get(ctx, key(systemNamespace, "istio-gateway-class-defaults"), classDefaults)).To(Succeed())
+		Expect(classDefaults.Data).To(HaveKey("horizontalPodAutoscaler"), "the class level this spec relies on asks for an HPA")
+		cm := &corev1.ConfigMap{}
+		Expect(c.Get(ctx, key(ns, "gw-options"), cm)).To(Succeed())
+		warnings.take()
+		cm.Data = map[string]string{"deployment": "spec:\n  replicas: 3\n"}
+		Expect(c.Update(ctx, cm)).To(Succeed())
+		Expect(warnings.take()).To(ConsistOf(
+			"data.deployment: spec.replicas is not applied: a HorizontalPodAutoscaler (data.horizontalPodAutoscaler) sets the replicas between its minReplicas and maxReplicas; set minReplicas instead; " +
+				"the HorizontalPodAutoscaler comes from ConfigMap aks-istio-system/istio-gateway-class-defaults, the class level of GatewayClass istio"))
+
+		gw := httpGateway(ns, "gw-replicas")
+		gw.Spec.Infrastructure = parametersRef("gw-options")
+		Expect(c.Create(ctx, gw)).To(Succeed())
+		Expect(warnings.take()).To(ContainElement(ContainSubstring("the HorizontalPodAutoscaler comes from ConfigMap aks-istio-system/istio-gateway-class-defaults")))
 	})
 
 	It("warns about PDB settings that can block node drains, without rejecting them", func() {

@@ -32,6 +32,14 @@ func (f Finding) String() string {
 	}
 }
 
+// dataKey is the data key the finding is about, also for an unknown key.
+func (f Finding) dataKey() string {
+	if f.Key == "" {
+		return f.Path
+	}
+	return f.Key
+}
+
 // Describe prefixes the finding with the ConfigMap it came from, for status and events
 // where several ConfigMaps contribute.
 func (f Finding) Describe() string {

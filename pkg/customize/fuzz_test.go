@@ -91,33 +91,26 @@ func FuzzFilterNeverKeepsAnOffListPath(f *testing.F) {
 	})
 }
 
-// FuzzValidatorAgreesWithFilter: what the webhook admits, the reconciler's filter keeps
-// whole; what the filter would trim, the webhook rejects.
+// FuzzValidatorAgreesWithFilter: what the webhook admits, the reconciler keeps whole and
+// applies unadjusted; what the filter would trim or the replica rules adjust or refuse, the
+// webhook rejects.
 func FuzzValidatorAgreesWithFilter(f *testing.F) {
 	fuzzSeeds(f)
 	f.Fuzz(func(t *testing.T, key, fragment string) {
 		data := map[string]string{key: fragment}
 		verdict := Validate(data)
 		set, err := Parse("ns/cm", data)
-		trimmed := err != nil || len(set.Findings) > 0
-		if verdict.Allowed() && trimmed {
-			t.Fatalf("admitted %q, but the filter trims it: %v %v", fragment, err, set)
+		changed := err != nil || len(set.Findings) > 0
+		if err == nil {
+			if hpa, ok := set.Fragments[v1alpha1.DataKeyHorizontalPodAutoscaler]; ok {
+				check := replicaBoundsOf(hpa).Check()
+				changed = changed || len(check.Raised) > 0 || len(check.Invalid) > 0
+			}
 		}
-		if !trimmed && !verdict.Allowed() && !replicaRule(verdict) {
-			t.Fatalf("rejected %q for %q, yet the filter keeps it whole", fragment, verdict.Violations)
+		if verdict.Allowed() == changed {
+			t.Fatalf("admitted %v, yet the reconciler changes or refuses it %v: %q %v %v", verdict.Allowed(), changed, fragment, verdict.Violations, err)
 		}
 	})
-}
-
-// replicaRule reports whether every violation is one of the webhook's value rules (HPA
-// replica bounds), which the reconciler enforces after merging rather than by filtering.
-func replicaRule(v Verdict) bool {
-	for _, violation := range v.Violations {
-		if !strings.Contains(violation, "Replicas") {
-			return false
-		}
-	}
-	return true
 }
 
 // FuzzParseIsDeterministic: parsing the same data twice gives the same fragments and

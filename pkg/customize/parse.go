@@ -64,13 +64,28 @@ var kindSchemas = map[v1alpha1.DataKey]func() any{
 // findings, not errors: the rest still applies. Malformed fragments make the whole
 // ConfigMap invalid, so that nothing half-understood reaches the cluster.
 func Parse(source string, data map[string]string) (*Set, error) {
+	set, problems := parse(source, data)
+	if len(problems) > 0 {
+		messages := make([]string, 0, len(problems))
+		for _, p := range problems {
+			messages = append(messages, p.String())
+		}
+		return nil, &InvalidError{Source: "ConfigMap " + source, Problems: messages}
+	}
+	return set, nil
+}
+
+// parse is Parse's one pipeline, shared with Validate: every data key in order, each
+// fragment read as YAML, filtered through the allowlist and decoded into its kind. It
+// returns what could be kept, with its findings, and the fragments that are malformed.
+func parse(source string, data map[string]string) (*Set, []Finding) {
 	set := &Set{Source: source, Fragments: map[v1alpha1.DataKey]Fragment{}}
 	keys := make([]string, 0, len(data))
 	for k := range data {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var problems []string
+	var problems []Finding
 	for _, k := range keys {
 		key := v1alpha1.DataKey(k)
 		newSchema, known := kindSchemas[key]
@@ -80,22 +95,19 @@ func Parse(source string, data map[string]string) (*Set, error) {
 		}
 		raw, err := parseYAML(data[k])
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("data.%s: %v", k, err))
+			problems = append(problems, Finding{Source: source, Key: k, Problem: err.Error()})
 			continue
 		}
 		f := &filter{source: source, key: key}
 		kept := f.object("", allowTrees[key], raw)
 		set.Findings = append(set.Findings, f.findings...)
 		if err := decodeStrict(kept, newSchema()); err != nil {
-			problems = append(problems, fmt.Sprintf("data.%s: %v", k, err))
+			problems = append(problems, Finding{Source: source, Key: k, Problem: err.Error()})
 			continue
 		}
 		set.Fragments[key] = kept
 	}
-	if len(problems) > 0 {
-		return nil, &InvalidError{Source: "ConfigMap " + source, Problems: problems}
-	}
-	return set, nil
+	return set, problems
 }
 
 func parseYAML(text string) (map[string]any, error) {

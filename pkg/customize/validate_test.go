@@ -35,11 +35,11 @@ func TestValidate(t *testing.T) {
 		{name: "replicas beside an HPA in the same ConfigMap", data: map[string]string{
 			"horizontalPodAutoscaler": "spec:\n  minReplicas: 2\n  maxReplicas: 4\n",
 			"deployment":              "spec:\n  replicas: 3\n",
-		}, warnings: []string{"data.deployment: spec.replicas is not applied while data.horizontalPodAutoscaler asks for a HorizontalPodAutoscaler, which sets the replicas; set minReplicas instead"}},
+		}, warnings: []string{"data.deployment: spec.replicas is not applied: a HorizontalPodAutoscaler (data.horizontalPodAutoscaler) sets the replicas between its minReplicas and maxReplicas; set minReplicas instead"}},
 		{name: "minReplicas below 2", data: map[string]string{"horizontalPodAutoscaler": "spec:\n  minReplicas: 1\n"},
 			violations: []string{"data.horizontalPodAutoscaler: spec.minReplicas 1 is below the minimum of 2"}},
 		{name: "minReplicas removed", data: map[string]string{"horizontalPodAutoscaler": "spec:\n  minReplicas: null\n"},
-			violations: []string{"data.horizontalPodAutoscaler: spec.minReplicas may not be removed"}},
+			violations: []string{"data.horizontalPodAutoscaler: spec.minReplicas unset (Kubernetes reads 1) is below the minimum of 2"}},
 		{name: "minReplicas above maxReplicas", data: map[string]string{"horizontalPodAutoscaler": "spec:\n  minReplicas: 5\n  maxReplicas: 3\n"},
 			violations: []string{"data.horizontalPodAutoscaler: spec.minReplicas 5 is greater than spec.maxReplicas 3"}},
 		{name: "maxReplicas below the floor", data: map[string]string{"horizontalPodAutoscaler": "spec:\n  maxReplicas: 1\n"},

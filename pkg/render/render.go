@@ -181,18 +181,13 @@ func hasKey(layers []*customize.Set, key v1alpha1.DataKey) bool {
 }
 
 // replicasUnderHPA reports each customization that sets the Deployment's spec.replicas
-// while an HPA exists: the HPA controller owns the count then, so the value is not
-// applied, and saying so keeps CustomizationsApplied from claiming all was applied.
+// while an HPA exists.
 func replicasUnderHPA(layers []*customize.Set) []customize.Finding {
 	var out []customize.Finding
 	for _, l := range layers {
-		spec, _ := l.Fragments[v1alpha1.DataKeyDeployment]["spec"].(map[string]any)
-		if _, ok := spec["replicas"]; !ok {
-			continue
+		if l.SetsReplicas() {
+			out = append(out, customize.ReplicasUnderHPA(l.Source))
 		}
-		out = append(out, customize.Finding{Key: string(v1alpha1.DataKeyDeployment), Path: "spec.replicas",
-			Problem: fmt.Sprintf("from ConfigMap %s is not applied: a HorizontalPodAutoscaler (data.%s) sets the replicas between its minReplicas and maxReplicas",
-				l.Source, v1alpha1.DataKeyHorizontalPodAutoscaler)})
 	}
 	return out
 }
@@ -264,26 +259,25 @@ func protectedMetadata(obj any) identity {
 	return identity{accessor.GetName(), accessor.GetNamespace(), accessor.GetOwnerReferences(), accessor.GetFinalizers()}
 }
 
-// enforceReplicaBounds keeps at least MinHPAReplicas gateway pods (an unset minReplicas
-// means 1 to Kubernetes) and refuses a minimum above the maximum.
+// enforceReplicaBounds applies customize's replica rules to the merged HPA: a minimum
+// below the floor (an unset one means 1 to Kubernetes) is raised to it and reported,
+// bounds no adjustment makes usable are refused.
 func enforceReplicaBounds(hpa *autoscalingv2.HorizontalPodAutoscaler) ([]customize.Finding, error) {
-	var adjustments []customize.Finding
-	if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas < v1alpha1.MinHPAReplicas {
-		asked := "unset (1)"
-		if hpa.Spec.MinReplicas != nil {
-			asked = fmt.Sprint(*hpa.Spec.MinReplicas)
+	check := customize.ReplicaBounds{
+		Min: hpa.Spec.MinReplicas, MinRemoved: hpa.Spec.MinReplicas == nil, Max: &hpa.Spec.MaxReplicas,
+	}.Check()
+	if len(check.Invalid) > 0 {
+		problems := make([]string, 0, len(check.Invalid))
+		for _, f := range check.Invalid {
+			problems = append(problems, f.String())
 		}
-		adjustments = append(adjustments, customize.Finding{
-			Key:     string(v1alpha1.DataKeyHorizontalPodAutoscaler),
-			Path:    "spec.minReplicas",
-			Problem: fmt.Sprintf("%s is below the floor of %d; %d applied", asked, v1alpha1.MinHPAReplicas, v1alpha1.MinHPAReplicas),
-		})
-		hpa.Spec.MinReplicas = ptr.To(v1alpha1.MinHPAReplicas)
+		return nil, &customize.InvalidError{Source: mergedSource, Problems: problems}
 	}
-	if *hpa.Spec.MinReplicas > hpa.Spec.MaxReplicas {
-		return nil, &customize.InvalidError{Source: mergedSource, Problems: []string{fmt.Sprintf(
-			"data.%s: spec.minReplicas (%d) is greater than spec.maxReplicas (%d)",
-			v1alpha1.DataKeyHorizontalPodAutoscaler, *hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas)}}
+	adjustments := make([]customize.Finding, 0, len(check.Raised))
+	for _, f := range check.Raised {
+		f.Problem += fmt.Sprintf("; %d applied", *check.Min)
+		adjustments = append(adjustments, f)
 	}
+	hpa.Spec.MinReplicas = check.Min
 	return adjustments, nil
 }

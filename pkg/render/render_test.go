@@ -348,8 +348,8 @@ func TestMinReplicasFloor(t *testing.T) {
 		{"zero is raised to two", "spec: {minReplicas: 0}", 2, true, ""},
 		{"removing minReplicas means one, raised to two", "spec: {minReplicas: null}", 2, true, ""},
 		{"two is kept", "spec: {minReplicas: 2}", 2, false, ""},
-		{"a minimum above the maximum is refused", "spec: {minReplicas: 6, maxReplicas: 4}", 0, false, "spec.minReplicas (6) is greater than spec.maxReplicas (4)"},
-		{"a maximum below the floor is refused", "spec: {maxReplicas: 1}", 0, false, "spec.minReplicas (2) is greater than spec.maxReplicas (1)"},
+		{"a minimum above the maximum is refused", "spec: {minReplicas: 6, maxReplicas: 4}", 0, false, "spec.minReplicas 6 is greater than spec.maxReplicas 4"},
+		{"a maximum below the floor is refused", "spec: {maxReplicas: 1}", 0, false, "spec.maxReplicas 1 is below the minimum of 2 replicas"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -401,10 +401,10 @@ func TestReplicasLeftToTheHPAAreReported(t *testing.T) {
 	if res.Deployment.Spec.Replicas != nil {
 		t.Errorf("replicas %d rendered beside an HPA, which owns the count", *res.Deployment.Spec.Replicas)
 	}
-	want := "data.deployment: spec.replicas from ConfigMap default/gw-options is not applied: a HorizontalPodAutoscaler (data.horizontalPodAutoscaler) sets the replicas"
+	want := "ConfigMap default/gw-options data.deployment: spec.replicas is not applied: a HorizontalPodAutoscaler (data.horizontalPodAutoscaler) sets the replicas"
 	var got []string
 	for _, f := range res.Adjustments {
-		got = append(got, f.String())
+		got = append(got, f.Describe())
 	}
 	if len(got) != 1 || !strings.HasPrefix(got[0], want) {
 		t.Errorf("adjustments %q, want one that starts %q", got, want)

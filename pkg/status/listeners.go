@@ -7,6 +7,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -315,17 +316,25 @@ func routeAttaches(gw *gatewayv1.Gateway, l gatewayv1.Listener, r *gatewayv1.HTT
 
 // RefersTo reports whether a route's parentRef names the Gateway.
 func RefersTo(ref gatewayv1.ParentReference, routeNamespace string, gw *gatewayv1.Gateway) bool {
+	parent, ok := ParentGateway(ref, routeNamespace)
+	return ok && parent.Namespace == gw.Namespace && parent.Name == gw.Name
+}
+
+// ParentGateway names the Gateway a route's parentRef refers to, with Gateway API's
+// defaults (group gateway.networking.k8s.io, kind Gateway, the route's namespace); ok is
+// false for a parent of another kind.
+func ParentGateway(ref gatewayv1.ParentReference, routeNamespace string) (types.NamespacedName, bool) {
 	if ref.Group != nil && *ref.Group != gatewayv1.GroupName {
-		return false
+		return types.NamespacedName{}, false
 	}
-	if ref.Kind != nil && *ref.Kind != "Gateway" {
-		return false
+	if ref.Kind != nil && *ref.Kind != KindGateway {
+		return types.NamespacedName{}, false
 	}
 	ns := routeNamespace
 	if ref.Namespace != nil {
 		ns = string(*ref.Namespace)
 	}
-	return ns == gw.Namespace && string(ref.Name) == gw.Name
+	return types.NamespacedName{Namespace: ns, Name: string(ref.Name)}, true
 }
 
 func namespaceAllowed(gw *gatewayv1.Gateway, l gatewayv1.Listener, namespace string, nsLabels NamespaceLabels) bool {

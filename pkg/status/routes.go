@@ -121,7 +121,7 @@ func SameParentRef(a, b gatewayv1.ParentReference, routeNamespace string) bool {
 			r.Group = new(gatewayv1.Group(gatewayv1.GroupName))
 		}
 		if r.Kind == nil {
-			r.Kind = new(gatewayv1.Kind("Gateway"))
+			r.Kind = new(KindGateway)
 		}
 		if r.Namespace == nil {
 			r.Namespace = new(gatewayv1.Namespace(routeNamespace))

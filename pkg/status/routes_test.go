@@ -86,3 +86,27 @@ func TestSameParentRefAppliesTheDefaults(t *testing.T) {
 		t.Error("a parentRef with a sectionName is the same as one without")
 	}
 }
+
+func TestParentGatewayAppliesTheDefaults(t *testing.T) {
+	cases := []struct {
+		name string
+		ref  gatewayv1.ParentReference
+		want string
+		ok   bool
+	}{
+		{name: "a bare name is a Gateway in the route's namespace", ref: gatewayv1.ParentReference{Name: "gw"}, want: "apps/gw", ok: true},
+		{name: "an explicit namespace is kept", ref: gatewayv1.ParentReference{Name: "gw", Namespace: ptr.To(gatewayv1.Namespace("infra"))}, want: "infra/gw", ok: true},
+		{name: "an explicit Gateway kind and group is a Gateway", ref: gatewayv1.ParentReference{Name: "gw",
+			Group: ptr.To(gatewayv1.Group(gatewayv1.GroupName)), Kind: ptr.To(gatewayv1.Kind("Gateway"))}, want: "apps/gw", ok: true},
+		{name: "a Service parent is not a Gateway", ref: gatewayv1.ParentReference{Name: "svc", Group: ptr.To(gatewayv1.Group("")), Kind: ptr.To(gatewayv1.Kind("Service"))}},
+		{name: "a Gateway of another API group is not one", ref: gatewayv1.ParentReference{Name: "gw", Group: ptr.To(gatewayv1.Group("example.com"))}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := ParentGateway(tc.ref, "apps")
+			if ok != tc.ok || (ok && got.String() != tc.want) {
+				t.Errorf("got %v %v, want %q %v", got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

@@ -1,4 +1,4 @@
-package controllers
+package apierror
 
 import (
 	"context"
@@ -38,11 +38,11 @@ func TestAPIErrorsAreToldApart(t *testing.T) {
 		{"shutting down", context.Canceled, false, false},
 	}
 	for _, tc := range cases {
-		if got := isRefusal(tc.err); got != tc.refusal {
-			t.Errorf("%s: isRefusal = %t, want %t", tc.name, got, tc.refusal)
+		if got := IsRefusal(tc.err); got != tc.refusal {
+			t.Errorf("%s: IsRefusal = %t, want %t", tc.name, got, tc.refusal)
 		}
-		if got := isTransient(tc.err); got != tc.transient {
-			t.Errorf("%s: isTransient = %t, want %t", tc.name, got, tc.transient)
+		if got := IsTransient(tc.err); got != tc.transient {
+			t.Errorf("%s: IsTransient = %t, want %t", tc.name, got, tc.transient)
 		}
 	}
 }
@@ -71,8 +71,8 @@ func TestImmutableFieldsComeFromTheAPIServersCauses(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := immutableFields(c.err); !slices.Equal(got, c.want) {
-				t.Errorf("immutableFields = %q, want %q", got, c.want)
+			if got := ImmutableFields(c.err); !slices.Equal(got, c.want) {
+				t.Errorf("ImmutableFields = %q, want %q", got, c.want)
 			}
 		})
 	}

@@ -1,4 +1,7 @@
-package controllers
+// Package apierror tells the API server's answers apart, as the reconciler acts on them:
+// a refusal of the object itself is reported at once, a transient failure is retried with
+// backoff, and an immutable field names what cannot change in place.
+package apierror
 
 import (
 	"context"
@@ -13,19 +16,19 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
-// isRefusal tells the API server's verdicts on the object itself, which it will repeat on
+// IsRefusal tells the API server's verdicts on the object itself, which it will repeat on
 // every retry: they are reported at once (Programmed=False, reason Invalid).
-func isRefusal(err error) bool {
+func IsRefusal(err error) bool {
 	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) ||
 		apierrors.IsMethodNotSupported(err) || apierrors.IsNotAcceptable(err) || apierrors.IsUnsupportedMediaType(err) ||
 		apierrors.IsRequestEntityTooLargeError(err)
 }
 
-// immutableFields names the fields an Invalid answer says cannot change on an existing
+// ImmutableFields names the fields an Invalid answer says cannot change on an existing
 // object ("field is immutable", "may not change once set"), as the API server's own
 // validation decides them: a Service's loadBalancerClass or clusterIP, a Deployment's
 // selector. None for any other error.
-func immutableFields(err error) []string {
+func ImmutableFields(err error) []string {
 	var status apierrors.APIStatus
 	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
 		return nil
@@ -41,11 +44,11 @@ func immutableFields(err error) []string {
 	return fields
 }
 
-// isTransient tells the API errors a later retry may not meet: conflicts (a delete's UID
+// IsTransient tells the API errors a later retry may not meet: conflicts (a delete's UID
 // precondition), throttling, server errors and timeouts, and an API server that cannot be
 // reached. They are retried with backoff and reported only when they last
 // (Options.FailureReportDelay).
-func isTransient(err error) bool {
+func IsTransient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
 	}

@@ -1,4 +1,4 @@
-package controllers
+package outcome
 
 import (
 	"testing"
@@ -6,6 +6,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/kubegate/istio-gateway-operator/pkg/sources"
 	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
 
@@ -13,11 +14,11 @@ func TestClassConditions(t *testing.T) {
 	gc := &gatewayv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: "istio", Generation: 2}}
 	cases := []struct {
 		name     string
-		defaults classDefaults
+		defaults sources.ClassDefaults
 		want     []string
 	}{
-		{"no defaults", classDefaults{}, []string{"True/Accepted", "True/Resolved", "True/SupportedVersion"}},
-		{"an unusable parametersRef", classDefaults{Problem: "bad ref"}, []string{"False/InvalidParameters", "False/InvalidParameters", "True/SupportedVersion"}},
+		{"no defaults", sources.ClassDefaults{}, []string{"True/Accepted", "True/Resolved", "True/SupportedVersion"}},
+		{"an unusable parametersRef", sources.ClassDefaults{Problem: "bad ref"}, []string{"False/InvalidParameters", "False/InvalidParameters", "True/SupportedVersion"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -25,7 +26,7 @@ func TestClassConditions(t *testing.T) {
 			for _, name := range status.RequiredCRDs {
 				versions[name] = "v1.6.3"
 			}
-			conds := classConditions(gc, tc.defaults, versions)
+			conds := ClassConditions(gc, tc.defaults, versions)
 			if len(conds) != len(tc.want) {
 				t.Fatalf("%d conditions, want %d", len(conds), len(tc.want))
 			}
