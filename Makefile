@@ -113,6 +113,10 @@ N ?= 1000
 CURVE ?= 100,300
 BENCH_ARGS ?=
 
+.PHONY: codesize
+codesize: ## Print the non-test lines and the longest function of controllers/ and pkg/ (hack/codesize).
+	$(GO) run ./hack/codesize controllers pkg
+
 .PHONY: bench
 bench: build k8s-assets ## Measure convergence, requests, steady state, class change and memory for N=$(CURVE),$(N); writes bin/bench/results.md.
 	$(GO) run ./test/bench -n $(CURVE),$(N) -manager $(BIN)/manager -out $(BIN)/bench/results.md $(BENCH_ARGS)

@@ -7,6 +7,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/cache"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 )
 
@@ -16,22 +18,23 @@ import (
 const EventWindow = 10 * time.Minute
 
 // dedupRecorder passes at most one Event per object, reason and message per window to the
-// next recorder.
+// next recorder. What it has passed is kept in apimachinery's expiring cache, which drops
+// each entry when its window ends.
 type dedupRecorder struct {
 	next   recorder.EventRecorder
 	window time.Duration
-	now    func() time.Time
 
-	mu   sync.Mutex
-	last map[eventKey]time.Time
+	// mu makes "not seen within the window, so record it" one step across reconcilers.
+	mu     sync.Mutex
+	passed *cache.Expiring
 }
 
 type eventKey struct {
 	regarding, reason, note string
 }
 
-func newDedupRecorder(next recorder.EventRecorder, window time.Duration) *dedupRecorder {
-	return &dedupRecorder{next: next, window: window, now: time.Now, last: map[eventKey]time.Time{}}
+func newDedupRecorder(next recorder.EventRecorder, window time.Duration, clock clock.Clock) *dedupRecorder {
+	return &dedupRecorder{next: next, window: window, passed: cache.NewExpiringWithClock(clock)}
 }
 
 // Eventf records the Event unless the same one about the same object was recorded within
@@ -54,19 +57,11 @@ func (d *dedupRecorder) admit(regarding runtime.Object, reason, note string) boo
 	if accessor, err := meta.Accessor(regarding); err == nil {
 		key.regarding = string(accessor.GetUID()) + "/" + accessor.GetNamespace() + "/" + accessor.GetName()
 	}
-	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if last, seen := d.last[key]; seen && now.Sub(last) < d.window {
+	if _, seen := d.passed.Get(key); seen {
 		return false
 	}
-	d.last[key] = now
-	if len(d.last) > 4096 {
-		for k, t := range d.last {
-			if now.Sub(t) >= d.window {
-				delete(d.last, k)
-			}
-		}
-	}
+	d.passed.Set(key, struct{}{}, d.window)
 	return true
 }

@@ -40,14 +40,21 @@ var _ = Describe("The GatewayClass", Ordered, func() {
 	It("never overwrites the user's edits to the class defaults ConfigMap", func() {
 		edited := map[string]string{"horizontalPodAutoscaler": "spec:\n  maxReplicas: 9\n"}
 		updateConfigMap(systemNamespace, classDefaultsName, edited)
-		// A class change makes the class reconciler run again.
-		updateServedClass(func(gc *gatewayv1.GatewayClass) { metav1.SetMetaDataAnnotation(&gc.ObjectMeta, "touched", "edit-test") })
-		Consistently(func(g Gomega) {
+		DeferCleanup(updateConfigMap, systemNamespace, classDefaultsName, defaultClassData)
+		// A change of the class's spec makes the class reconciler run again, which its
+		// conditions' observedGeneration shows; only then is "never" watched.
+		updateServedClass(func(gc *gatewayv1.GatewayClass) { gc.Spec.Description = new("edited defaults test") })
+		DeferCleanup(updateServedClass, func(gc *gatewayv1.GatewayClass) { gc.Spec.Description = nil })
+		holdsAfter(func(g Gomega) {
+			gc := &gatewayv1.GatewayClass{}
+			g.Expect(k8sClient.Get(ctx, key("", "istio"), gc)).To(Succeed())
+			g.Expect(gc.Status.Conditions).To(HaveLen(3))
+			g.Expect(gc.Status.Conditions).To(HaveEach(HaveField("ObservedGeneration", gc.Generation)))
+		}, func(g Gomega) {
 			cm := &corev1.ConfigMap{}
 			g.Expect(k8sClient.Get(ctx, key(systemNamespace, classDefaultsName), cm)).To(Succeed())
 			g.Expect(cm.Data).To(Equal(edited))
-		}).Should(Succeed())
-		updateConfigMap(systemNamespace, classDefaultsName, defaultClassData)
+		})
 	})
 
 	It("uses the oldest of several labelled ConfigMaps and says so, with an Event", func() {

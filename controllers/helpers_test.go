@@ -19,7 +19,26 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
+// The rules every spec in this suite follows, because each one broken has cost a flaky or
+// empty spec before:
+//   - wait with Eventually, never with a sleep;
+//   - "never" and "stays" are claims about what a reconcile did: first see, with Eventually,
+//     the reconcile that could break them (holdsAfter), then watch with Consistently;
+//   - clean up with DeferCleanup, not with a final It: in an Ordered container register it
+//     in BeforeAll (it runs after the last spec), in a spec for that spec alone;
+//   - assert how many conditions, writes or Events there are, not only that one is there;
+//   - a spec must be able to fail: check a value that the behaviour under test changes, or
+//     a counter (generation, resourceVersion, requests) that shows it did not.
 var ctx = context.Background()
+
+// holdsAfter waits until reconciled shows that the operator has acted on the change the
+// spec made, then checks that holds stays true: a Consistently before that point would
+// pass on a reconcile that has not happened yet.
+func holdsAfter(reconciled, holds func(g Gomega)) {
+	GinkgoHelper()
+	Eventually(reconciled).Should(Succeed(), "the operator has not acted on the change yet")
+	Consistently(holds).Should(Succeed())
+}
 
 // webhookConfigurationName is the name config/webhook/manifests.yaml gives the webhooks.
 const webhookConfigurationName = "validating-webhook-configuration"

@@ -40,11 +40,11 @@ func proxyImageOf(rev string) string {
 }
 
 // startRevision runs a revision's operator the way cmd/manager does, with fast revision
-// discovery.
-func startRevision(rev string) *revisionInstance {
+// discovery; adjust changes its options.
+func startRevision(rev string, adjust ...func(*controllers.Options)) *revisionInstance {
 	GinkgoHelper()
 	inst := &revisionInstance{revision: rev, image: proxyImageOf(rev), requests: apicounter.New(), done: make(chan struct{})}
-	_, inst.cancel = runInstance(rev, 10*time.Second, inst.requests, inst.done, nil)
+	_, inst.cancel = runInstance(rev, 10*time.Second, inst.requests, inst.done, nil, adjust...)
 	return inst
 }
 
@@ -295,11 +295,16 @@ var _ = Describe("Revision ownership", Ordered, func() {
 		// The default revision of the suite's own operator has it until the others arrive.
 		Eventually(func(g Gomega) { deployment(g, fresh, "gw-istio") }).Should(Succeed())
 
+		// "The same moment" means each instance's Lease is there before the other decides
+		// anything: a settle far longer than the instances' start-up skew on a loaded
+		// machine, and the Leases' creation times checked against it, so a slow start is
+		// told as such rather than as a double claim.
+		const settle = 5 * time.Second
 		started := make(chan *revisionInstance, 2)
 		for _, rev := range []string{"asm-1-25", "asm-1-26"} {
 			go func() {
 				defer GinkgoRecover()
-				started <- startRevision(rev)
+				started <- startRevision(rev, func(o *controllers.Options) { o.RevisionSettle = settle })
 			}()
 		}
 		a, b := <-started, <-started
@@ -307,6 +312,16 @@ var _ = Describe("Revision ownership", Ordered, func() {
 			a, b = b, a
 		}
 		old, updated = a, b
+		created := map[string]time.Time{}
+		Eventually(func(g Gomega) {
+			for _, inst := range []*revisionInstance{old, updated} {
+				lease := &coordinationv1.Lease{}
+				g.Expect(k8sClient.Get(ctx, key(systemNamespace, controllers.RevisionLeaseName(inst.revision)), lease)).To(Succeed())
+				created[inst.revision] = lease.CreationTimestamp.Time
+			}
+		}).Should(Succeed())
+		skew := created[old.revision].Sub(created[updated.revision]).Abs()
+		Expect(skew).To(BeNumerically("<", settle-time.Second), "the two instances did not start at the same moment: their Leases are %s apart", skew)
 		Eventually(func(g Gomega) {
 			g.Expect(deployment(g, fresh, "gw-istio").Spec.Template.Spec.Containers[0].Image).To(Equal(updated.image))
 		}).Should(Succeed())

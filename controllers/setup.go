@@ -6,6 +6,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -60,7 +61,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := indexer.IndexField(ctx, &gatewayv1.HTTPRoute{}, HTTPRouteParentIndex, httpRouteParentKeys); err != nil {
 		return fmt.Errorf("indexing HTTPRoutes by parent: %w", err)
 	}
-	rec := newDedupRecorder(mgr.GetEventRecorder(EventRecorderName), EventWindow)
+	rec := newDedupRecorder(mgr.GetEventRecorder(EventRecorderName), EventWindow, clock.RealClock{})
 	revisions := NewRevisionRegistry(mgr.GetClient(), mgr.GetCache(), opts)
 	if err := mgr.Add(revisions); err != nil {
 		return fmt.Errorf("adding the revision registry: %w", err)

@@ -67,57 +67,63 @@ func deployment(in Inputs, meta metav1.ObjectMeta, labels, annotations map[strin
 						// The restricted Pod Security Standard asks for the runtime's filter.
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
-					Containers: []corev1.Container{{
-						Name:  v1alpha1.ProxyContainerName,
-						Image: in.Proxy.Image,
-						Args: []string{
-							"proxy", "router",
-							"--domain", "$(POD_NAMESPACE).svc.cluster.local",
-							"--proxyLogLevel", "warning",
-							"--proxyComponentLogLevel", "misc:error",
-							"--log_output_level", "default:info",
-						},
-						Env: proxyEnv(meta.Name, gw.Namespace, in.Proxy, network),
-						Ports: []corev1.ContainerPort{
-							{Name: "metrics", ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP},
-							{Name: "status-port", ContainerPort: StatusPort, Protocol: corev1.ProtocolTCP},
-							{Name: "http-envoy-prom", ContainerPort: envoyPrometheusPort, Protocol: corev1.ProtocolTCP},
-						},
-						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{
-								corev1.ResourceCPU:    resource.MustParse("100m"),
-								corev1.ResourceMemory: resource.MustParse("128Mi"),
-							},
-							Limits: corev1.ResourceList{
-								corev1.ResourceCPU:    resource.MustParse("2"),
-								corev1.ResourceMemory: resource.MustParse("1Gi"),
-							},
-						},
-						StartupProbe:   readyProbe(30, 1, 1),
-						ReadinessProbe: readyProbe(4, 0, 15),
-						SecurityContext: &corev1.SecurityContext{
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-							AllowPrivilegeEscalation: ptr.To(false),
-							Privileged:               ptr.To(false),
-							ReadOnlyRootFilesystem:   ptr.To(true),
-							RunAsUser:                ptr.To(proxyUID),
-							RunAsGroup:               ptr.To(proxyUID),
-							RunAsNonRoot:             ptr.To(true),
-						},
-						VolumeMounts: []corev1.VolumeMount{
-							{Name: "workload-socket", MountPath: "/var/run/secrets/workload-spiffe-uds"},
-							{Name: "credential-socket", MountPath: "/var/run/secrets/credential-uds"},
-							{Name: "workload-certs", MountPath: "/var/run/secrets/workload-spiffe-credentials"},
-							{Name: "istiod-ca-cert", MountPath: "/var/run/secrets/istio"},
-							{Name: "istio-data", MountPath: "/var/lib/istio/data"},
-							{Name: "istio-envoy", MountPath: "/etc/istio/proxy"},
-							{Name: "istio-token", MountPath: "/var/run/secrets/tokens"},
-							{Name: "istio-podinfo", MountPath: "/etc/istio/pod"},
-						},
-					}},
-					Volumes: proxyVolumes(),
+					Containers: []corev1.Container{proxyContainer(in, meta.Name, network)},
+					Volumes:    proxyVolumes(),
 				},
 			},
+		},
+	}
+}
+
+// proxyContainer is the gateway's Envoy, as istiod's gateway template runs it: the router
+// mode, its ports, requests and limits, probes, and the restricted security context.
+func proxyContainer(in Inputs, name, network string) corev1.Container {
+	return corev1.Container{
+		Name:  v1alpha1.ProxyContainerName,
+		Image: in.Proxy.Image,
+		Args: []string{
+			"proxy", "router",
+			"--domain", "$(POD_NAMESPACE).svc.cluster.local",
+			"--proxyLogLevel", "warning",
+			"--proxyComponentLogLevel", "misc:error",
+			"--log_output_level", "default:info",
+		},
+		Env: proxyEnv(name, in.Gateway.Namespace, in.Proxy, network),
+		Ports: []corev1.ContainerPort{
+			{Name: "metrics", ContainerPort: metricsPort, Protocol: corev1.ProtocolTCP},
+			{Name: "status-port", ContainerPort: StatusPort, Protocol: corev1.ProtocolTCP},
+			{Name: "http-envoy-prom", ContainerPort: envoyPrometheusPort, Protocol: corev1.ProtocolTCP},
+		},
+		Resources: corev1.ResourceRequirements{
+			Requests: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("100m"),
+				corev1.ResourceMemory: resource.MustParse("128Mi"),
+			},
+			Limits: corev1.ResourceList{
+				corev1.ResourceCPU:    resource.MustParse("2"),
+				corev1.ResourceMemory: resource.MustParse("1Gi"),
+			},
+		},
+		StartupProbe:   readyProbe(30, 1, 1),
+		ReadinessProbe: readyProbe(4, 0, 15),
+		SecurityContext: &corev1.SecurityContext{
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			AllowPrivilegeEscalation: ptr.To(false),
+			Privileged:               ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			RunAsUser:                ptr.To(proxyUID),
+			RunAsGroup:               ptr.To(proxyUID),
+			RunAsNonRoot:             ptr.To(true),
+		},
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "workload-socket", MountPath: "/var/run/secrets/workload-spiffe-uds"},
+			{Name: "credential-socket", MountPath: "/var/run/secrets/credential-uds"},
+			{Name: "workload-certs", MountPath: "/var/run/secrets/workload-spiffe-credentials"},
+			{Name: "istiod-ca-cert", MountPath: "/var/run/secrets/istio"},
+			{Name: "istio-data", MountPath: "/var/lib/istio/data"},
+			{Name: "istio-envoy", MountPath: "/etc/istio/proxy"},
+			{Name: "istio-token", MountPath: "/var/run/secrets/tokens"},
+			{Name: "istio-podinfo", MountPath: "/etc/istio/pod"},
 		},
 	}
 }

@@ -120,16 +120,16 @@ func Truncate(s string, limit int) string {
 }
 
 // MergeConditions returns desired with each lastTransitionTime taken from existing when
-// the status did not change, and now otherwise, so that re-reporting the same state
-// produces an identical status and therefore no write.
+// the status did not change, and now otherwise (apimachinery's SetStatusCondition rule), so
+// that re-reporting the same state produces an identical status and therefore no write.
 func MergeConditions(existing, desired []metav1.Condition, now metav1.Time) []metav1.Condition {
 	out := make([]metav1.Condition, 0, len(desired))
 	for _, d := range desired {
-		d.LastTransitionTime = now
-		if prev := meta.FindStatusCondition(existing, d.Type); prev != nil && prev.Status == d.Status {
-			d.LastTransitionTime = prev.LastTransitionTime
+		if prev := meta.FindStatusCondition(existing, d.Type); prev != nil {
+			out = append(out, *prev)
 		}
-		out = append(out, d)
+		d.LastTransitionTime = now
+		meta.SetStatusCondition(&out, d)
 	}
 	return out
 }
