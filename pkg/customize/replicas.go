@@ -90,9 +90,15 @@ func (s *Set) SetsReplicas() bool {
 
 // ReplicasUnderHPA is the finding for a spec.replicas that is not applied because an HPA
 // exists: the HPA controller owns the count then, and saying so keeps
-// CustomizationsApplied from claiming all was applied.
+// CustomizationsApplied from claiming all was applied. It is an adjustment of the merged
+// result (no Source, reason ValuesAdjusted), so the ConfigMap it came from, when known,
+// is named in the sentence.
 func ReplicasUnderHPA(source string) Finding {
-	return Finding{Source: source, Key: string(v1alpha1.DataKeyDeployment), Path: "spec.replicas",
-		Problem: fmt.Sprintf("is not applied: a HorizontalPodAutoscaler (data.%s) sets the replicas between its minReplicas and maxReplicas; set minReplicas instead",
-			v1alpha1.DataKeyHorizontalPodAutoscaler)}
+	from := ""
+	if source != "" {
+		from = "from ConfigMap " + source + " "
+	}
+	return Finding{Key: string(v1alpha1.DataKeyDeployment), Path: "spec.replicas",
+		Problem: fmt.Sprintf("%sis not applied: a HorizontalPodAutoscaler (data.%s) sets the replicas between its minReplicas and maxReplicas; set minReplicas instead",
+			from, v1alpha1.DataKeyHorizontalPodAutoscaler)}
 }

@@ -401,13 +401,16 @@ func TestReplicasLeftToTheHPAAreReported(t *testing.T) {
 	if res.Deployment.Spec.Replicas != nil {
 		t.Errorf("replicas %d rendered beside an HPA, which owns the count", *res.Deployment.Spec.Replicas)
 	}
-	want := "ConfigMap default/gw-options data.deployment: spec.replicas is not applied: a HorizontalPodAutoscaler (data.horizontalPodAutoscaler) sets the replicas"
+	want := "data.deployment: spec.replicas from ConfigMap default/gw-options is not applied: a HorizontalPodAutoscaler (data.horizontalPodAutoscaler) sets the replicas"
 	var got []string
 	for _, f := range res.Adjustments {
-		got = append(got, f.Describe())
+		got = append(got, f.String())
 	}
 	if len(got) != 1 || !strings.HasPrefix(got[0], want) {
 		t.Errorf("adjustments %q, want one that starts %q", got, want)
+	}
+	if len(res.Adjustments) == 1 && res.Adjustments[0].Source != "" {
+		t.Errorf("the finding names source %q: it would be told as a dropped field (FieldsNotAllowed), not as an adjustment (ValuesAdjusted)", res.Adjustments[0].Source)
 	}
 
 	// Without the HPA the same value is applied, and nothing is reported.
