@@ -123,7 +123,8 @@ bench: build k8s-assets ## Measure convergence, requests, steady state, class ch
 
 FUZZTIME ?= 1m
 FUZZ_TARGETS := ./pkg/customize:FuzzFilterNeverKeepsAnOffListPath ./pkg/customize:FuzzValidatorAgreesWithFilter \
-	./pkg/customize:FuzzParseIsDeterministic ./pkg/render:FuzzMergeGatewayLevelWinsAndIsIdempotent
+	./pkg/customize:FuzzParseIsDeterministic ./pkg/customize:FuzzPolicyNeverAppliesAForbiddenValue \
+	./pkg/render:FuzzMergeGatewayLevelWinsAndIsIdempotent
 
 .PHONY: fuzz
 fuzz: ## Fuzz the ConfigMap parsing, allowlist filter, validator and merge, each for FUZZTIME (seed corpora in testdata/fuzz run in make test).

@@ -196,12 +196,20 @@ func (r *GatewayReconciler) reportPersistentFailure(ctx context.Context, gw *gat
 // reconcile that went as far as it could (nil with an error it could not begin with).
 func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass) (*outcome.Result, error) {
 	res := &outcome.Result{}
-	layers, err := r.customizations(ctx, gw, gc, res)
+	layers, rules, err := r.customizations(ctx, gw, gc, res)
 	if err != nil {
 		return nil, err
 	}
 	if res.BeforeApply() {
 		return res, nil
+	}
+	// The class policy may reserve spec.infrastructure labels or annotations for the class
+	// level: the objects are rendered without them, and the Gateway is told.
+	rendered := gw
+	if infra, findings := rules.Infrastructure(gw.Spec.Infrastructure); len(findings) > 0 {
+		rendered = gw.DeepCopy()
+		rendered.Spec.Infrastructure = infra
+		res.Findings = append(res.Findings, findings...)
 	}
 	if msg := render.RequestedAddresses(gw).UnsupportedMessage(); msg != "" {
 		res.Report(outcome.UnsupportedAddress, msg)
@@ -216,7 +224,7 @@ func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway
 		return res, nil
 	}
 	desired, err := render.Render(render.Inputs{
-		Gateway:  gw,
+		Gateway:  rendered,
 		Revision: r.Options.Revision,
 		Proxy:    proxy,
 		Layers:   layers,
@@ -233,16 +241,19 @@ func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway
 }
 
 // customizations loads the class-level and Gateway-level ConfigMaps, lowest precedence
-// first. A reference the user must fix is reported (InvalidParameters), not returned.
-func (r *GatewayReconciler) customizations(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass, res *outcome.Result) ([]*customize.Set, error) {
+// first, with the Gateway level filtered through the class policy, and returns the policy's
+// rules for the Gateway. A reference the user must fix is reported (InvalidParameters), not
+// returned.
+func (r *GatewayReconciler) customizations(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass, res *outcome.Result) ([]*customize.Set, customize.Rules, error) {
+	rules := customize.RulesFor(nil, gc.Name, nil)
 	var refs []types.NamespacedName
 	defaults, err := resolveClassDefaults(ctx, r.Client, gc, r.Options.SystemNamespace)
 	if err != nil {
-		return nil, err
+		return nil, rules, err
 	}
 	if defaults.Problem != "" {
 		res.Report(outcome.InvalidParameters, defaults.Problem)
-		return nil, nil
+		return nil, rules, nil
 	}
 	if defaults.Ref != nil {
 		refs = append(refs, *defaults.Ref)
@@ -250,7 +261,7 @@ func (r *GatewayReconciler) customizations(ctx context.Context, gw *gatewayv1.Ga
 	own := sources.GatewayParameters(gw)
 	if own.Problem != "" {
 		res.Report(outcome.InvalidParameters, own.Problem)
-		return nil, nil
+		return nil, rules, nil
 	}
 	if own.ConfigMap != nil {
 		refs = append(refs, *own.ConfigMap)
@@ -266,18 +277,28 @@ func (r *GatewayReconciler) customizations(ctx context.Context, gw *gatewayv1.Ga
 				level = "GatewayClass " + gc.Name + " defaults"
 			}
 			res.Report(outcome.InvalidParameters, fmt.Sprintf("%s: %v", level, err))
-			return nil, nil
+			return nil, rules, nil
 		case customize.IsInvalid(err):
 			res.Report(outcome.InvalidParameters, err.Error())
-			return nil, nil
+			return nil, rules, nil
 		case err != nil:
-			return nil, err
+			return nil, rules, err
+		}
+		classLevel := i == 0 && defaults.Ref != nil
+		if classLevel && set.Policy != nil {
+			labels, _ := namespaceLabels(ctx, r.Client)(gw.Namespace)
+			rules = customize.RulesFor(set.Policy, gc.Name, labels)
+		}
+		if !classLevel {
+			var findings []customize.Finding
+			set, findings = rules.Filter(set)
+			res.Findings = append(res.Findings, findings...)
 		}
 		layers = append(layers, set)
 		res.Sources = append(res.Sources, ref.String())
 		res.Findings = append(res.Findings, set.Findings...)
 	}
-	return layers, nil
+	return layers, rules, nil
 }
 
 // forget drops what inSync knows of a deleted Gateway's objects.

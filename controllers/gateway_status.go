@@ -252,13 +252,23 @@ func (r *GatewayReconciler) recordProblems(gw *gatewayv1.Gateway, conditions []m
 }
 
 func (r *GatewayReconciler) recordFindings(gw *gatewayv1.Gateway, findings []customize.Finding) {
-	var sources []string
+	var sources, enforced []string
 	bySource := map[string][]customize.Finding{}
 	for _, f := range findings {
+		if f.Rule != "" {
+			// The class policy's findings are told together, each with its rule, so the
+			// Gateway owner sees which rule of the platform team's applied.
+			enforced = append(enforced, fmt.Sprintf("%s (%s)", f.Describe(), f.Rule))
+			continue
+		}
 		if _, seen := bySource[f.Source]; !seen {
 			sources = append(sources, f.Source)
 		}
 		bySource[f.Source] = append(bySource[f.Source], f)
+	}
+	if len(enforced) > 0 {
+		r.Recorder.Eventf(gw, nil, corev1.EventTypeWarning, status.ReasonPolicyEnforced, "Customize",
+			"%s", status.Truncate("The class policy dropped or lowered: "+strings.Join(enforced, "; "), status.MaxEventNote))
 	}
 	for _, source := range sources {
 		summary := customize.Summary(bySource[source])

@@ -97,8 +97,9 @@ func gatewaysOfRoute(_ context.Context, o client.Object) []reconcile.Request {
 }
 
 // gatewaysSelectingNamespaces maps a Namespace whose labels changed to the Gateways with a
-// listener that admits routes by namespace selector.
-func (r *GatewayReconciler) gatewaysSelectingNamespaces(ctx context.Context, _ client.Object) []reconcile.Request {
+// listener that admits routes by namespace selector, and to the Gateways in it, whose class
+// policy tier is chosen by those labels.
+func (r *GatewayReconciler) gatewaysSelectingNamespaces(ctx context.Context, o client.Object) []reconcile.Request {
 	list := &gatewayv1.GatewayList{}
 	if err := r.Client.List(ctx, list); err != nil {
 		log.FromContext(ctx).Error(err, "Listing Gateways for a Namespace change")
@@ -106,6 +107,10 @@ func (r *GatewayReconciler) gatewaysSelectingNamespaces(ctx context.Context, _ c
 	}
 	var out []reconcile.Request
 	for _, gw := range list.Items {
+		if gw.Namespace == o.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: gw.Namespace, Name: gw.Name}})
+			continue
+		}
 		for _, l := range gw.Spec.Listeners {
 			if l.AllowedRoutes != nil && l.AllowedRoutes.Namespaces != nil && l.AllowedRoutes.Namespaces.From != nil &&
 				*l.AllowedRoutes.Namespaces.From == gatewayv1.NamespacesFromSelector {

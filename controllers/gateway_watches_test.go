@@ -3,10 +3,13 @@ package controllers
 import (
 	"context"
 	"reflect"
+	"sort"
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
@@ -50,5 +53,27 @@ func TestGatewayParametersKey(t *testing.T) {
 				t.Fatalf("key %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestGatewaysSelectingNamespacesIncludesTheNamespacesOwnGateways(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := gatewayv1.Install(scheme); err != nil {
+		t.Fatal(err)
+	}
+	selector := gatewayv1.NamespacesFromSelector
+	selecting := &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "infra", Name: "shared"}, Spec: gatewayv1.GatewaySpec{
+		Listeners: []gatewayv1.Listener{{Name: "http", AllowedRoutes: &gatewayv1.AllowedRoutes{Namespaces: &gatewayv1.RouteNamespaces{From: &selector}}}}}}
+	own := &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "gw"}}
+	unrelated := &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "gw"}}
+	r := &GatewayReconciler{Client: fake.NewClientBuilder().WithScheme(scheme).WithObjects(selecting, own, unrelated).Build()}
+	ns := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}
+	var got []string
+	for _, req := range r.gatewaysSelectingNamespaces(context.Background(), ns) {
+		got = append(got, req.String())
+	}
+	sort.Strings(got)
+	if want := []string{"infra/shared", "team-a/gw"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("requests %v, want %v: the selecting Gateway and the namespace's own (its policy tier)", got, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 
@@ -95,14 +96,12 @@ func (v *ConfigMapValidator) Handle(ctx context.Context, req admission.Request) 
 	}
 	warnings = append(warnings, verdict.Warnings...)
 	for _, gc := range role.gatewayClasses {
-		warning, err := replicasUnderClassHPA(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace, verdict)
+		judged, err := judgeAgainstClass(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace, cm.Namespace, cm.Data, verdict)
 		if err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
-		if warning != "" {
-			warnings = append(warnings, warning)
-			break
-		}
+		verdict.Violations = appendNew(verdict.Violations, judged.Violations...)
+		warnings = appendNew(warnings, judged.Warnings...)
 	}
 	if !verdict.Allowed() {
 		return admission.Denied(rejection("ConfigMap", cm.Namespace, cm.Name, role.description, verdict.Violations)).WithWarnings(warnings...)
@@ -110,25 +109,70 @@ func (v *ConfigMapValidator) Handle(ctx context.Context, req admission.Request) 
 	return admission.Allowed("").WithWarnings(warnings...)
 }
 
-// replicasUnderClassHPA warns a Gateway level that sets spec.replicas when its class level
-// asks for an HPA: the HPA then owns the count, and the value would not be applied.
-func replicasUnderClassHPA(ctx context.Context, cache, apiReader client.Reader, gc *gatewayv1.GatewayClass, systemNamespace string, verdict customize.Verdict) (string, error) {
-	if !verdict.SetsReplicas || verdict.AsksForHPA {
-		return "", nil
+// judgeAgainstClass judges a Gateway-level ConfigMap's data (in namespace) against what
+// the class level of gc says: its policy's rules (what the reconciler would drop or lower is
+// a violation naming the rule) and, as a warning, a spec.replicas its HPA would override.
+func judgeAgainstClass(ctx context.Context, cache, apiReader client.Reader, gc *gatewayv1.GatewayClass, systemNamespace, namespace string,
+	data map[string]string, verdict customize.Verdict) (customize.Verdict, error) {
+	var out customize.Verdict
+	classLevel, ref, err := classLevelOf(ctx, cache, apiReader, gc, systemNamespace)
+	if err != nil {
+		return out, err
 	}
+	if classLevel != nil && verdict.SetsReplicas && !verdict.AsksForHPA {
+		if _, ok := classLevel.Data[string(v1alpha1.DataKeyHorizontalPodAutoscaler)]; ok {
+			out.Warnings = append(out.Warnings, fmt.Sprintf("%s; the HorizontalPodAutoscaler comes from ConfigMap %s, the class level of GatewayClass %s",
+				customize.ReplicasUnderHPA("").String(), ref, gc.Name))
+		}
+	}
+	set, err := customize.Parse("", data)
+	if err != nil {
+		return out, nil // Validate has named every malformed fragment.
+	}
+	_, findings := policyRules(ctx, cache, gc, classLevel, namespace).Filter(set)
+	for _, f := range findings {
+		out.Violations = append(out.Violations, f.String())
+	}
+	return out, nil
+}
+
+// classLevelOf reads the class-level ConfigMap of gc, which the cache holds only the
+// metadata of; nil when the class has none or it does not exist.
+func classLevelOf(ctx context.Context, cache, apiReader client.Reader, gc *gatewayv1.GatewayClass, systemNamespace string) (*corev1.ConfigMap, *types.NamespacedName, error) {
 	defaults, err := resolveClassDefaults(ctx, cache, gc, systemNamespace)
 	if err != nil || defaults.Ref == nil {
-		return "", err
+		return nil, nil, err
 	}
 	cm := &corev1.ConfigMap{}
 	if err := apiReader.Get(ctx, *defaults.Ref, cm); err != nil {
-		return "", client.IgnoreNotFound(err)
+		return nil, nil, client.IgnoreNotFound(err)
 	}
-	if _, ok := cm.Data[string(v1alpha1.DataKeyHorizontalPodAutoscaler)]; !ok {
-		return "", nil
+	return cm, defaults.Ref, nil
+}
+
+// policyRules are the class-level policy's rules for a Gateway in namespace; a class level
+// without a usable policy gives rules that let everything through.
+func policyRules(ctx context.Context, cache client.Reader, gc *gatewayv1.GatewayClass, classLevel *corev1.ConfigMap, namespace string) customize.Rules {
+	if classLevel == nil {
+		return customize.RulesFor(nil, gc.Name, nil)
 	}
-	return fmt.Sprintf("%s; the HorizontalPodAutoscaler comes from ConfigMap %s, the class level of GatewayClass %s",
-		customize.ReplicasUnderHPA("").String(), defaults.Ref, gc.Name), nil
+	policy, problems := customize.ParsePolicy(classLevel.Data[v1alpha1.DataKeyPolicy])
+	if _, set := classLevel.Data[v1alpha1.DataKeyPolicy]; !set || len(problems) > 0 {
+		return customize.RulesFor(nil, gc.Name, nil)
+	}
+	labels, _ := namespaceLabels(ctx, cache)(namespace)
+	return customize.RulesFor(policy, gc.Name, labels)
+}
+
+// appendNew appends the messages not already in list: a ConfigMap several Gateways of one
+// class use is judged once per class, and each message is said once.
+func appendNew(list []string, messages ...string) []string {
+	for _, m := range messages {
+		if !slices.Contains(list, m) {
+			list = append(list, m)
+		}
+	}
+	return list
 }
 
 // decodeWrite decodes the object of a CREATE or UPDATE request into obj, with the
@@ -235,14 +279,22 @@ func (v *GatewayValidator) Handle(ctx context.Context, req admission.Request) ad
 	} else if !judged {
 		return admission.Allowed("")
 	}
-	params := sources.GatewayParameters(gw)
-	if params.ConfigMap == nil && params.Problem == "" {
+	if gw.Spec.Infrastructure == nil {
 		return admission.Allowed("")
 	}
 	gc, err := servedClass(ctx, v.Cache, string(gw.Spec.GatewayClassName))
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	} else if gc == nil {
+		return admission.Allowed("")
+	}
+	if refused, err := v.enforcedInfrastructure(ctx, gw, gc); err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	} else if len(refused) > 0 {
+		return admission.Denied(rejection("Gateway", gw.Namespace, gw.Name, "Gateway of GatewayClass "+gc.Name, refused))
+	}
+	params := sources.GatewayParameters(gw)
+	if params.ConfigMap == nil && params.Problem == "" {
 		return admission.Allowed("")
 	}
 	if params.Problem != "" {
@@ -259,14 +311,32 @@ func (v *GatewayValidator) Handle(ctx context.Context, req admission.Request) ad
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading ConfigMap %s: %w", ref, err))
 	}
 	verdict := customize.Validate(cm.Data)
-	warnings := verdict.Warnings
-	if warning, err := replicasUnderClassHPA(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace, verdict); err != nil {
+	judged, err := judgeAgainstClass(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace, gw.Namespace, cm.Data, verdict)
+	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
-	} else if warning != "" {
-		warnings = append(warnings, warning)
 	}
+	verdict.Violations = appendNew(verdict.Violations, judged.Violations...)
+	warnings := appendNew(verdict.Warnings, judged.Warnings...)
 	if !verdict.Allowed() {
 		return admission.Denied(rejection("ConfigMap", cm.Namespace, cm.Name, "parameters ConfigMap of Gateway "+gw.Name, verdict.Violations)).WithWarnings(warnings...)
 	}
 	return admission.Allowed("").WithWarnings(warnings...)
+}
+
+// enforcedInfrastructure names the spec.infrastructure labels and annotations the class
+// policy reserves for the class level, which the reconciler would leave off the objects.
+func (v *GatewayValidator) enforcedInfrastructure(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass) ([]string, error) {
+	if len(gw.Spec.Infrastructure.Labels) == 0 && len(gw.Spec.Infrastructure.Annotations) == 0 {
+		return nil, nil
+	}
+	classLevel, _, err := classLevelOf(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace)
+	if err != nil {
+		return nil, err
+	}
+	_, findings := policyRules(ctx, v.Cache, gc, classLevel, gw.Namespace).Infrastructure(gw.Spec.Infrastructure)
+	out := make([]string, 0, len(findings))
+	for _, f := range findings {
+		out = append(out, f.String())
+	}
+	return out, nil
 }

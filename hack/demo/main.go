@@ -64,6 +64,15 @@ func walkthrough() []step {
 			`jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}`}},
 		{say: "5. A field off the allowlist is refused at admission, naming every offending path:",
 			args: []string{"replace", "-f", "config/samples/bad-class-defaults.yaml"}, refused: true},
+		{say: "6. The platform team's policy in the class defaults (node pool and internal load balancer enforced, at most 10 replicas):",
+			args: []string{"replace", "-f", "config/samples/class-defaults-policy.yaml"}},
+		{args: []string{"wait", "--for=jsonpath={.spec.template.spec.nodeSelector.kubernetes\\.io/os}=linux", "deployment/" + gw, "--timeout=60s"}},
+		{say: "A Gateway owner's override of the node pool, the load balancer and the replicas is refused, naming each rule:",
+			args: []string{"apply", "-f", "config/samples/tenant-forbidden-override.yaml"}, refused: true},
+		{say: "The platform's values are kept:",
+			args: []string{"get", "deployment", gw, "-o", `jsonpath={.spec.template.spec.nodeSelector}{"\n"}`}},
+		{args: []string{"get", "service", gw, "-o", `jsonpath={.metadata.annotations.service\.beta\.kubernetes\.io/azure-load-balancer-internal}{"\n"}`}},
+		{args: []string{"get", "hpa", gw}},
 	}
 }
 

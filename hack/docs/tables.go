@@ -30,3 +30,13 @@ func AllowlistMarkdown() string {
 	}
 	return b.String()
 }
+
+// PolicyMarkdown renders the class policy's fields as the README's table.
+func PolicyMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| field | type | meaning |\n|---|---|---|\n")
+	for _, row := range v1alpha1.PolicyFields {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", strings.ReplaceAll(row.Field, ", ", "`, `"), row.Type, row.Meaning)
+	}
+	return b.String()
+}

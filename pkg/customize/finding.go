@@ -18,11 +18,22 @@ type Finding struct {
 	Path string
 	// Problem completes the sentence that starts with the path.
 	Problem string
+	// Adjusted says the value was changed (raised to a floor, lowered to a bound, left to
+	// the HPA) rather than dropped: the condition's reason is ValuesAdjusted then.
+	Adjusted bool
+	// Rule names the class policy rule that dropped or lowered it, "" for the operator's
+	// own rules (the allowlist, the replica floor).
+	Rule string
+	// InGateway says the path is in the Gateway's own spec (spec.infrastructure), not in a
+	// ConfigMap's data.
+	InGateway bool
 }
 
 // String reads as "data.deployment: spec.template.spec.hostNetwork is not allowed; ...".
 func (f Finding) String() string {
 	switch {
+	case f.InGateway:
+		return fmt.Sprintf("%s %s", f.Path, f.Problem)
 	case f.Key == "":
 		return fmt.Sprintf("data.%s %s", f.Path, f.Problem)
 	case f.Path == "":

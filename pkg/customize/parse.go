@@ -31,6 +31,9 @@ type Set struct {
 	Fragments map[v1alpha1.DataKey]Fragment
 	// Findings lists unknown data keys and every dropped field.
 	Findings []Finding
+	// Policy is the class policy the ConfigMap holds under data key policy; only the class
+	// level's is read.
+	Policy *v1alpha1.Policy
 }
 
 // InvalidError says a customization cannot be used at all: a fragment is not YAML, not a
@@ -87,6 +90,16 @@ func parse(source string, data map[string]string) (*Set, []Finding) {
 	sort.Strings(keys)
 	var problems []Finding
 	for _, k := range keys {
+		if k == v1alpha1.DataKeyPolicy {
+			policy, invalid := ParsePolicy(data[k])
+			for _, p := range invalid {
+				problems = append(problems, Finding{Source: source, Key: k, Problem: p})
+			}
+			if len(invalid) == 0 {
+				set.Policy = policy
+			}
+			continue
+		}
 		key := v1alpha1.DataKey(k)
 		newSchema, known := kindSchemas[key]
 		if !known {

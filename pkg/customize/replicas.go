@@ -98,7 +98,7 @@ func ReplicasUnderHPA(source string) Finding {
 	if source != "" {
 		from = "from ConfigMap " + source + " "
 	}
-	return Finding{Key: string(v1alpha1.DataKeyDeployment), Path: "spec.replicas",
+	return Finding{Key: string(v1alpha1.DataKeyDeployment), Path: "spec.replicas", Adjusted: true,
 		Problem: fmt.Sprintf("%sis not applied: a HorizontalPodAutoscaler (data.%s) sets the replicas between its minReplicas and maxReplicas; set minReplicas instead",
 			from, v1alpha1.DataKeyHorizontalPodAutoscaler)}
 }

@@ -157,14 +157,25 @@ func customizationsCondition(res *Result, row told, problem bool, gen int64) met
 		return condition(false, row.customizations, message)
 	}
 	var dropped, adjusted []customize.Finding
+	byPolicy := false
 	for _, f := range res.Findings {
-		if f.Source == "" {
+		byPolicy = byPolicy || f.Rule != ""
+		if f.Adjusted {
 			adjusted = append(adjusted, f)
 		} else {
 			dropped = append(dropped, f)
 		}
 	}
 	switch {
+	case byPolicy:
+		var parts []string
+		if len(dropped) > 0 {
+			parts = append(parts, "Not applied: "+customize.JoinFindings(dropped))
+		}
+		if len(adjusted) > 0 {
+			parts = append(parts, "adjusted: "+customize.JoinFindings(adjusted))
+		}
+		return condition(false, status.ReasonPolicyEnforced, strings.Join(parts, "; "))
 	case len(dropped) > 0:
 		message := "Not applied: " + customize.JoinFindings(dropped)
 		if len(adjusted) > 0 {

@@ -88,8 +88,12 @@ func TestGatewayStatus(t *testing.T) {
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"20.0.0.1"}, ""},
 		{"an IPAddress without a value asks for any address", Result{Service: lbWithIP}, withAddresses(""),
 			"True/Accepted", "True/Programmed", "True/Applied", []string{"20.0.0.1"}, ""},
-		{"an adjusted value", Result{Service: lbWithIP, Findings: []customize.Finding{{Key: "horizontalPodAutoscaler", Path: "spec.minReplicas", Problem: "raised"}}}, nil,
+		{"an adjusted value", Result{Service: lbWithIP, Findings: []customize.Finding{{Key: "horizontalPodAutoscaler", Path: "spec.minReplicas", Problem: "raised", Adjusted: true}}}, nil,
 			"True/Accepted", "True/Programmed", "False/ValuesAdjusted", []string{"20.0.0.1"}, ""},
+		{"a value the class policy dropped", Result{Service: lbWithIP, Findings: []customize.Finding{
+			{Source: "ns/cm", Key: "deployment", Path: "spec.template.spec.nodeSelector", Problem: "is set only by the class level", Rule: "enforced"},
+			{Key: "horizontalPodAutoscaler", Path: "spec.minReplicas", Problem: "raised", Adjusted: true}}}, nil,
+			"True/Accepted", "True/Programmed", "False/PolicyEnforced", []string{"20.0.0.1"}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

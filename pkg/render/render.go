@@ -276,6 +276,7 @@ func enforceReplicaBounds(hpa *autoscalingv2.HorizontalPodAutoscaler) ([]customi
 	adjustments := make([]customize.Finding, 0, len(check.Raised))
 	for _, f := range check.Raised {
 		f.Problem += fmt.Sprintf("; %d applied", *check.Min)
+		f.Adjusted = true
 		adjustments = append(adjustments, f)
 	}
 	hpa.Spec.MinReplicas = check.Min

@@ -47,6 +47,9 @@ const (
 	ReasonFieldsNotAllowed = "FieldsNotAllowed"
 	// ReasonValuesAdjusted: a value was raised to a floor (HPA minReplicas).
 	ReasonValuesAdjusted = "ValuesAdjusted"
+	// ReasonPolicyEnforced: the class policy dropped or lowered a Gateway-level value; the
+	// message names each path and rule.
+	ReasonPolicyEnforced = "PolicyEnforced"
 	// ReasonInvalidParameters mirrors Gateway API's reason when nothing could be applied.
 	ReasonInvalidParameters = string(gatewayv1.GatewayReasonInvalidParameters)
 	// ReasonResolved: one class defaults ConfigMap, or none, was found.

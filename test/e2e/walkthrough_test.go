@@ -157,6 +157,31 @@ var _ = Describe("The operator, as shipped", Ordered, func() {
 		Expect(kubectl(ctx, "get", "configmap", "-n", v1alpha1.DefaultSystemNamespace, "istio-gateway-class-defaults", "-o", "jsonpath={.metadata.resourceVersion}")).To(Equal(before))
 	})
 
+	It("holds a Gateway owner to the platform's policy: the override refused at admission, the enforced values kept", func(ctx SpecContext) {
+		kubectl(ctx, "replace", "-f", samples+"class-defaults-policy.yaml")
+		nodeSelector := func() string {
+			return kubectl(ctx, "get", "deployment", generated, "-o", "jsonpath={.spec.template.spec.nodeSelector}")
+		}
+		internal := func() string {
+			return kubectl(ctx, "get", "service", generated, "-o", `jsonpath={.metadata.annotations.service\.beta\.kubernetes\.io/azure-load-balancer-internal}`)
+		}
+		Eventually(nodeSelector).Should(Equal(`{"kubernetes.io/os":"linux"}`))
+		Eventually(internal).Should(Equal("true"))
+
+		_, stderr, err := env.Kubectl(ctx, "", "apply", "-f", samples+"tenant-forbidden-override.yaml")
+		Expect(err).To(HaveOccurred())
+		Expect(stderr).To(ContainSubstring(`admission webhook "gateway-parameters.configmaps.gateway.istio.io" denied the request`))
+		Expect(stderr).To(ContainSubstring("data.deployment: spec.template.spec.nodeSelector is set only by the class level (GatewayClass istio policy, rule enforced)"))
+		Expect(stderr).To(ContainSubstring("data.service: metadata.annotations.service.beta.kubernetes.io/azure-load-balancer-internal is set only by the class level (GatewayClass istio policy, rule enforced)"))
+		Expect(stderr).To(ContainSubstring("data.horizontalPodAutoscaler: spec.maxReplicas 50 is above the maximum of 10 (GatewayClass istio policy, rule maximums)"))
+
+		Consistently(nodeSelector, "3s").Should(Equal(`{"kubernetes.io/os":"linux"}`))
+		Expect(internal()).To(Equal("true"))
+		r, err := row(ctx, "hpa", generated)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(r).To(HaveKeyWithValue("MAXPODS", "4"), "the Gateway's ConfigMap in force is still case B's")
+	})
+
 	It("garbage-collects everything it generated when the Gateway is deleted", func(ctx SpecContext) {
 		kubectl(ctx, "delete", gatewayKind, "httpbin-gateway", "--wait=true")
 		Eventually(func(g Gomega) {
