@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"maps"
+	"os"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -16,25 +17,16 @@ import (
 	"github.com/kubegate/istio-gateway-operator/pkg/status"
 )
 
-// platformPolicy is the README's scenario, written by the platform team into the class
-// defaults: tenants tune HPA bounds and the proxy's resources, never the node pool or the
-// internal load balancer, and at most 10 replicas (20 for the trusted tier).
-const platformPolicy = `gatewayMayOverride:
-  horizontalPodAutoscaler: [spec.minReplicas, spec.maxReplicas]
-  deployment: [spec.template.spec.containers.resources, metadata.labels]
-  service: [metadata.annotations]
-enforced:
-  deployment: [spec.template.spec.nodeSelector]
-  service: ["metadata.annotations[service.beta.kubernetes.io/azure-load-balancer-internal]"]
-maximums:
-  horizontalPodAutoscaler: {spec.maxReplicas: 10}
-  deployment: {spec.template.spec.containers.resources.limits.cpu: "2"}
-tiers:
-- name: trusted
-  namespaceSelector: {matchLabels: {gateway-tier: trusted}}
-  maximums:
-    horizontalPodAutoscaler: {spec.maxReplicas: 20}
-`
+// platformPolicy is after the README's scenario, shared with pkg/customize's tests: tenants tune
+// HPA bounds and the proxy's resources, never the node pool or the internal load balancer,
+// and at most 10 replicas (20 for the trusted tier).
+var platformPolicy = func() string {
+	text, err := os.ReadFile("../pkg/customize/testdata/tenant-policy.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(text)
+}()
 
 // withPlatformPolicy puts the policy, a node pool and the internal load balancer into the
 // class defaults for the container, and restores the defaults after its last spec.
@@ -49,11 +41,11 @@ func withPlatformPolicy() {
 	})
 }
 
-// tenantOverride is what a tenant tries: a public load balancer, another node pool, 50
-// replicas and 4 CPUs; only its team label is within the policy.
+// tenantOverride is what a tenant tries: a public load balancer, another node pool with
+// its taint tolerated, 50 replicas and 4 CPUs; only its team label is within the policy.
 var tenantOverride = map[string]string{
 	"service":                 "metadata:\n  annotations:\n    service.beta.kubernetes.io/azure-load-balancer-internal: \"false\"\n",
-	"deployment":              "metadata:\n  labels: {team: a}\nspec:\n  template:\n    spec:\n      nodeSelector: {agentpool: spot}\n      containers:\n      - name: istio-proxy\n        resources: {limits: {cpu: \"4\"}}\n",
+	"deployment":              "metadata:\n  labels: {team: a}\nspec:\n  template:\n    spec:\n      nodeSelector: {agentpool: spot}\n      tolerations: [{key: spot, operator: Exists}]\n      containers:\n      - name: istio-proxy\n        resources: {limits: {cpu: \"4\"}}\n",
 	"horizontalPodAutoscaler": "spec:\n  maxReplicas: 50\n",
 }
 
@@ -79,6 +71,7 @@ var _ = Describe("The class policy, in the reconciler", Ordered, func() {
 		Eventually(func(g Gomega) {
 			d := deployment(g, tenant, "gw-istio")
 			g.Expect(d.Spec.Template.Spec.NodeSelector).To(Equal(map[string]string{"agentpool": "gateways"}), "the class's node pool, enforced")
+			g.Expect(d.Spec.Template.Spec.Tolerations).To(BeEmpty(), "tolerations are not among the paths Gateways may set")
 			g.Expect(d.Labels).To(HaveKeyWithValue("team", "a"), "what the policy allows is applied")
 			g.Expect(d.Spec.Template.Spec.Containers[0].Resources.Limits.Cpu().Equal(resource.MustParse("2"))).To(BeTrue(), "4 CPUs lowered to the bound of 2")
 			g.Expect(service(g, tenant, "gw-istio").Annotations).To(HaveKeyWithValue("service.beta.kubernetes.io/azure-load-balancer-internal", "true"))
@@ -89,6 +82,7 @@ var _ = Describe("The class policy, in the reconciler", Ordered, func() {
 			g.Expect(c).To(haveCondition(metav1.ConditionFalse, status.ReasonPolicyEnforced, live.Generation))
 			for _, part := range []string{
 				"data.deployment: spec.template.spec.nodeSelector is set only by the class level (GatewayClass istio policy, rule enforced)",
+				"data.deployment: spec.template.spec.tolerations may not be set by a Gateway (GatewayClass istio policy, rule gatewayMayOverride: allowed metadata.labels, spec.template.spec.containers.resources, spec.template.spec.nodeSelector)",
 				"data.service: metadata.annotations.service.beta.kubernetes.io/azure-load-balancer-internal is set only by the class level (GatewayClass istio policy, rule enforced)",
 				"data.horizontalPodAutoscaler: spec.maxReplicas 50 is above the maximum of 10 (GatewayClass istio policy, rule maximums); 10 applied",
 				"data.deployment: spec.template.spec.containers[name=istio-proxy].resources.limits.cpu 4 is above the maximum of 2 (GatewayClass istio policy, rule maximums); 2 applied",
@@ -178,6 +172,7 @@ var _ = Describe("The class policy, at admission", Ordered, func() {
 		expectDenied(c.Update(ctx, cm),
 			"ConfigMap policy-admission/options is not a valid parameters ConfigMap of Gateway gw",
 			"data.deployment: spec.template.spec.nodeSelector is set only by the class level (GatewayClass istio policy, rule enforced)",
+			"data.deployment: spec.template.spec.tolerations may not be set by a Gateway (GatewayClass istio policy, rule gatewayMayOverride",
 			"data.service: metadata.annotations.service.beta.kubernetes.io/azure-load-balancer-internal is set only by the class level (GatewayClass istio policy, rule enforced)",
 			"data.horizontalPodAutoscaler: spec.maxReplicas 50 is above the maximum of 10 (GatewayClass istio policy, rule maximums)",
 			"data.deployment: spec.template.spec.containers[name=istio-proxy].resources.limits.cpu 4 is above the maximum of 2",

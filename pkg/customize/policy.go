@@ -267,21 +267,24 @@ func (w *policyWalk) drop(display, rule, problem string) {
 	w.findings = append(w.findings, Finding{Source: w.source, Key: string(w.key), Path: display, Problem: problem, Rule: rule})
 }
 
-// value walks one node at path (the rule path: list elements are not steps) and returns
-// what the rules keep of it, nil when nothing.
+// value walks a fragment and returns what the rules keep of it.
 func (w *policyWalk) value(path []string, v any) any {
-	return w.node(path, strings.Join(path, "."), v, true)
+	kept, _ := w.node(path, strings.Join(path, "."), v, true)
+	return kept
 }
 
-func (w *policyWalk) node(path []string, display string, v any, root bool) any {
+// node walks one node at path (the rule path: list elements are not steps) and returns
+// what the rules keep of it; keep is false when nothing is kept, which tells an explicit
+// null (a removal, kept where allowed) from a dropped value.
+func (w *policyWalk) node(path []string, display string, v any, root bool) (kept any, keep bool) {
 	if !root {
 		if w.covered(w.rules.enforced[w.key], path) {
 			w.drop(display, RuleEnforced, fmt.Sprintf("is set only by the class level (%s)", w.rules.rule(RuleEnforced)))
-			return nil
+			return nil, false
 		}
 		if may := w.rules.mayOverride; may != nil && !w.covered(may[w.key], path) && !w.leadsTo(may[w.key], path) {
 			w.drop(display, RuleGatewayMayOverride, fmt.Sprintf("may not be set by a Gateway (%s: %s)", w.rules.rule(RuleGatewayMayOverride), joinPaths(may[w.key])))
-			return nil
+			return nil, false
 		}
 	}
 	allowed := root || w.rules.mayOverride == nil || w.covered(w.rules.mayOverride[w.key], path)
@@ -293,17 +296,17 @@ func (w *policyWalk) node(path []string, display string, v any, root bool) any {
 			if display != "" {
 				childDisplay = display + "." + k
 			}
-			if kept := w.node(append(slices.Clone(path), k), childDisplay, t[k], false); kept != nil || (t[k] == nil && allowed) {
+			if kept, keep := w.node(append(slices.Clone(path), k), childDisplay, t[k], false); keep {
 				out[k] = kept
 			}
 		}
 		if len(out) == 0 && len(t) > 0 && !root {
-			return nil
+			return nil, false
 		}
-		return out
+		return out, true
 	case []any:
 		if strings.Join(path, ".") != v1alpha1.ContainersPath {
-			return w.limit(path, display, v)
+			return w.limit(path, display, v), true
 		}
 		var out []any
 		for _, item := range t {
@@ -315,22 +318,22 @@ func (w *policyWalk) node(path []string, display string, v any, root bool) any {
 			name, _ := element["name"].(string)
 			element = maps.Clone(element)
 			delete(element, "name")
-			kept, _ := w.node(path, fmt.Sprintf("%s[name=%s]", display, name), element, false).(map[string]any)
-			if len(kept) > 0 {
-				kept["name"] = name
-				out = append(out, kept)
+			kept, _ := w.node(path, fmt.Sprintf("%s[name=%s]", display, name), element, false)
+			if settings, _ := kept.(map[string]any); len(settings) > 0 {
+				settings["name"] = name
+				out = append(out, settings)
 			}
 		}
 		if len(out) == 0 {
-			return nil
+			return nil, false
 		}
-		return out
+		return out, true
 	default:
 		if !allowed {
 			w.drop(display, RuleGatewayMayOverride, fmt.Sprintf("may not be set by a Gateway (%s: %s)", w.rules.rule(RuleGatewayMayOverride), joinPaths(w.rules.mayOverride[w.key])))
-			return nil
+			return nil, false
 		}
-		return w.limit(path, display, v)
+		return w.limit(path, display, v), true
 	}
 }
 

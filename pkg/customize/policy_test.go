@@ -2,6 +2,7 @@ package customize
 
 import (
 	"encoding/json"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -13,29 +14,14 @@ import (
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 )
 
-// tenantPolicy is the README's scenario: tenants tune HPA bounds and the proxy's resources,
-// never the node pool or the internal load balancer, and at most 10 replicas; a trusted
-// tier may also set tolerations and go to 20.
-const tenantPolicy = `
-gatewayMayOverride:
-  horizontalPodAutoscaler: [spec.minReplicas, spec.maxReplicas]
-  deployment: [spec.template.spec.containers.resources, spec.template.spec.nodeSelector, metadata.labels]
-  service: [metadata.annotations]
-enforced:
-  deployment: [spec.template.spec.nodeSelector]
-  service: ["metadata.annotations[service.beta.kubernetes.io/azure-load-balancer-internal]"]
-maximums:
-  horizontalPodAutoscaler: {spec.maxReplicas: 10}
-  deployment: {spec.template.spec.containers.resources.limits.cpu: "2", spec.template.spec.containers.resources.limits.memory: 2Gi}
-tiers:
-- name: trusted
-  namespaceSelector: {matchLabels: {gateway-tier: trusted}}
-  gatewayMayOverride:
-    horizontalPodAutoscaler: [spec.minReplicas, spec.maxReplicas]
-    deployment: [spec.template.spec.containers.resources, spec.template.spec.tolerations]
-  maximums:
-    horizontalPodAutoscaler: {spec.maxReplicas: 20}
-`
+// tenantPolicy is the README's scenario (testdata/tenant-policy.yaml).
+var tenantPolicy = func() string {
+	text, err := os.ReadFile("testdata/tenant-policy.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(text)
+}()
 
 func mustPolicy(t testing.TB, text string) *v1alpha1.Policy {
 	t.Helper()
@@ -130,6 +116,10 @@ func TestPolicyFilter(t *testing.T) {
 			data:     map[string]string{"horizontalPodAutoscaler": "spec: {maxReplicas: 50}", "deployment": "spec: {template: {spec: {tolerations: [{key: spot}]}}}"},
 			kept:     map[v1alpha1.DataKey]string{"horizontalPodAutoscaler": `{"spec":{"maxReplicas":20}}`, "deployment": `{"spec":{"template":{"spec":{"tolerations":[{"key":"spot"}]}}}}`},
 			findings: []string{"ConfigMap team-a/gw-options data.horizontalPodAutoscaler: spec.maxReplicas 50 is above the maximum of 20 (GatewayClass istio policy, tier trusted, rule maximums); 20 applied"}},
+		{name: "removing an enforced value is dropped too; removing an allowed one is kept",
+			data: map[string]string{"deployment": "metadata: {labels: null}\nspec: {template: {spec: {nodeSelector: null}}}"},
+			kept: map[v1alpha1.DataKey]string{"deployment": `{"metadata":{"labels":null}}`},
+			findings: []string{"ConfigMap team-a/gw-options data.deployment: spec.template.spec.nodeSelector is set only by the class level (GatewayClass istio policy, rule enforced)"}},
 		{name: "a policy at the Gateway level is not read",
 			data:     map[string]string{"policy": "enforced: {}\n"},
 			kept:     map[v1alpha1.DataKey]string{},
