@@ -31,6 +31,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "validate" {
+		return runValidate(args[1:], os.Stdin, os.Stdout)
+	}
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	var (
 		metricsAddr    string
