@@ -195,13 +195,24 @@ func (r *GatewayReconciler) reportPersistentFailure(ctx context.Context, gw *gat
 // provision renders the Gateway's objects and applies them. It returns the Result of a
 // reconcile that went as far as it could (nil with an error it could not begin with).
 func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass) (*outcome.Result, error) {
+	res, desired, err := r.desired(ctx, gw, gc)
+	if err != nil || desired == nil {
+		return res, err
+	}
+	return res, r.apply(ctx, gw, desired, res)
+}
+
+// desired computes what the Gateway's objects must be: its customizations through the
+// class policy, the revision's proxy settings, the rendering. A problem the user must fix
+// is reported in the Result, with no objects.
+func (r *GatewayReconciler) desired(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass) (*outcome.Result, *render.Resources, error) {
 	res := &outcome.Result{}
 	layers, rules, err := r.customizations(ctx, gw, gc, res)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if res.BeforeApply() {
-		return res, nil
+		return res, nil, nil
 	}
 	// The class policy may reserve spec.infrastructure labels or annotations for the class
 	// level: the objects are rendered without them, and the Gateway is told.
@@ -213,15 +224,15 @@ func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway
 	}
 	if msg := render.RequestedAddresses(gw).UnsupportedMessage(); msg != "" {
 		res.Report(outcome.UnsupportedAddress, msg)
-		return res, nil
+		return res, nil, nil
 	}
 	proxy, problem, err := r.revisionConfig.Proxy(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if problem != "" {
 		res.Report(outcome.RevisionConfigInvalid, problem)
-		return res, nil
+		return res, nil, nil
 	}
 	desired, err := render.Render(render.Inputs{
 		Gateway:  rendered,
@@ -231,13 +242,13 @@ func (r *GatewayReconciler) provision(ctx context.Context, gw *gatewayv1.Gateway
 	})
 	if err != nil {
 		if !customize.IsInvalid(err) {
-			return nil, fmt.Errorf("rendering resources of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
+			return nil, nil, fmt.Errorf("rendering resources of Gateway %s/%s: %w", gw.Namespace, gw.Name, err)
 		}
 		res.Report(outcome.InvalidParameters, err.Error())
-		return res, nil
+		return res, nil, nil
 	}
 	res.Findings = append(res.Findings, desired.Adjustments...)
-	return res, r.apply(ctx, gw, desired, res)
+	return res, desired, nil
 }
 
 // customizations loads the class-level and Gateway-level ConfigMaps, lowest precedence

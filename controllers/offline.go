@@ -42,31 +42,10 @@ func ValidateOffline(ctx context.Context, scheme *runtime.Scheme, objects []clie
 	if opts.SystemNamespace == "" {
 		opts.SystemNamespace = v1alpha1.DefaultSystemNamespace
 	}
-	seen := map[string]bool{}
-	for _, o := range objects {
-		if id := describeObject(o); seen[id] {
-			return nil, fmt.Errorf("%s is defined twice in the manifests", id)
-		} else {
-			seen[id] = true
-		}
+	reader, err := offlineCluster(scheme, objects, &opts)
+	if err != nil {
+		return nil, err
 	}
-	world := slices.Clone(objects)
-	has := func(kind, namespace, name string) bool {
-		return slices.ContainsFunc(world, func(o client.Object) bool {
-			return manifestKind(o) == kind && o.GetNamespace() == namespace && o.GetName() == name
-		})
-	}
-	if !has("GatewayClass", "", opts.GatewayClassName) {
-		world = append(world, &gatewayv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: opts.GatewayClassName},
-			Spec: gatewayv1.GatewayClassSpec{ControllerName: v1alpha1.ControllerName}})
-	}
-	if !has("ConfigMap", opts.SystemNamespace, v1alpha1.ClassDefaultsConfigMapName(opts.GatewayClassName)) {
-		world = append(world, defaultClassConfigMap(opts.GatewayClassName, opts.SystemNamespace))
-	}
-	reader := fake.NewClientBuilder().WithScheme(scheme).WithObjects(world...).
-		WithIndex(&gatewayv1.Gateway{}, GatewayClassIndex, gatewayClassKey).
-		WithIndex(&gatewayv1.Gateway{}, GatewayParametersIndex, gatewayParametersKey).
-		Build()
 	decoder := admission.NewDecoder(scheme)
 	configMaps := &ConfigMapValidator{Cache: reader, APIReader: reader, Options: opts, decoder: decoder}
 	gateways := &GatewayValidator{Cache: reader, APIReader: reader, Options: opts, decoder: decoder}
@@ -99,6 +78,37 @@ func ValidateOffline(ctx context.Context, scheme *runtime.Scheme, objects []clie
 	return out, nil
 }
 
+// offlineCluster is an in-memory client holding the manifests, with the default
+// GatewayClass and its class defaults ConfigMap added when they are missing, as the
+// operator would create them.
+func offlineCluster(scheme *runtime.Scheme, objects []client.Object, opts *Options) (client.Client, error) {
+	seen := map[string]bool{}
+	for _, o := range objects {
+		id := describeObject(o)
+		if seen[id] {
+			return nil, fmt.Errorf("%s is defined twice in the manifests", id)
+		}
+		seen[id] = true
+	}
+	world := slices.Clone(objects)
+	has := func(kind, namespace, name string) bool {
+		return slices.ContainsFunc(world, func(o client.Object) bool {
+			return manifestKind(o) == kind && o.GetNamespace() == namespace && o.GetName() == name
+		})
+	}
+	if !has("GatewayClass", "", opts.GatewayClassName) {
+		world = append(world, &gatewayv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: opts.GatewayClassName},
+			Spec: gatewayv1.GatewayClassSpec{ControllerName: v1alpha1.ControllerName}})
+	}
+	if !has("ConfigMap", opts.SystemNamespace, v1alpha1.ClassDefaultsConfigMapName(opts.GatewayClassName)) {
+		world = append(world, defaultClassConfigMap(opts.GatewayClassName, opts.SystemNamespace))
+	}
+	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(world...).
+		WithIndex(&gatewayv1.Gateway{}, GatewayClassIndex, gatewayClassKey).
+		WithIndex(&gatewayv1.Gateway{}, GatewayParametersIndex, gatewayParametersKey).
+		Build(), nil
+}
+
 func manifestKind(o client.Object) string {
 	switch o.(type) {
 	case *corev1.ConfigMap:
@@ -118,6 +128,82 @@ func describeObject(o client.Object) string {
 		return manifestKind(o) + " " + o.GetName()
 	}
 	return manifestKind(o) + " " + o.GetNamespace() + "/" + o.GetName()
+}
+
+// OfflineRendering is what the reconciler would apply for one Gateway of a set of
+// manifests: `manager render` prints it, so a pull request shows the generated objects.
+type OfflineRendering struct {
+	// Gateway names it as "namespace/name".
+	Gateway string
+	// Objects are the apply requests' bodies, exactly as the reconciler sends them, in the
+	// order it applies them; none when Problem stops the rendering.
+	Objects [][]byte
+	// Findings name what was dropped or adjusted, as the Gateway's status would.
+	Findings []string
+	// Problem is the reason nothing would be applied (for example InvalidParameters).
+	Problem string
+}
+
+// RenderOffline renders every Gateway of a served class in the manifests as the reconciler
+// does, with the manifests as the whole cluster (and, like ValidateOffline, the default
+// class and its defaults assumed). The revision's proxy settings come from its mesh and
+// injector ConfigMaps in the manifests, or the image from Options.ProxyImage.
+func RenderOffline(ctx context.Context, scheme *runtime.Scheme, objects []client.Object, opts Options) ([]OfflineRendering, error) {
+	if opts.GatewayClassName == "" {
+		opts.GatewayClassName = v1alpha1.DefaultGatewayClassName
+	}
+	if opts.SystemNamespace == "" {
+		opts.SystemNamespace = v1alpha1.DefaultSystemNamespace
+	}
+	reader, err := offlineCluster(scheme, objects, &opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &GatewayReconciler{Client: reader, APIReader: reader, Options: opts, FieldManager: v1alpha1.FieldManagerFor(opts.Revision),
+		configMaps: newConfigMapSource(reader, reader),
+		revisionConfig: &revisionConfigSource{metadata: reader, live: reader,
+			namespace: opts.SystemNamespace, revision: opts.Revision, imageOverride: opts.ProxyImage}}
+	var out []OfflineRendering
+	for _, obj := range objects {
+		gw, ok := obj.(*gatewayv1.Gateway)
+		if !ok {
+			continue
+		}
+		gc, err := servedClass(ctx, reader, string(gw.Spec.GatewayClassName))
+		if err != nil {
+			return nil, err
+		}
+		if gc == nil {
+			continue
+		}
+		res, desired, err := r.desired(ctx, gw, gc)
+		if err != nil {
+			return nil, err
+		}
+		rendering := OfflineRendering{Gateway: gw.Namespace + "/" + gw.Name, Problem: res.Message}
+		for _, f := range res.Findings {
+			rendering.Findings = append(rendering.Findings, f.Describe())
+		}
+		if desired != nil {
+			rendering.Problem = ""
+			for _, d := range desiredObjects(desired) {
+				if d.object == nil {
+					continue
+				}
+				ac, err := d.kind.applyConfiguration(d.object)
+				if err != nil {
+					return nil, fmt.Errorf("converting %s of Gateway %s: %w", d.kind.name, rendering.Gateway, err)
+				}
+				body, err := json.Marshal(ac)
+				if err != nil {
+					return nil, fmt.Errorf("encoding %s of Gateway %s: %w", d.kind.name, rendering.Gateway, err)
+				}
+				rendering.Objects = append(rendering.Objects, body)
+			}
+		}
+		out = append(out, rendering)
+	}
+	return out, nil
 }
 
 // String reads as `manager validate` prints a verdict.

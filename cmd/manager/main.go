@@ -34,6 +34,9 @@ func run(args []string) error {
 	if len(args) > 0 && args[0] == "validate" {
 		return runValidate(args[1:], os.Stdin, os.Stdout)
 	}
+	if len(args) > 0 && args[0] == "render" {
+		return runRender(args[1:], os.Stdin, os.Stdout)
+	}
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
 	var (
 		metricsAddr    string

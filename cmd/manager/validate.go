@@ -12,11 +12,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/controllers"
@@ -48,16 +45,9 @@ func runValidate(args []string, stdin io.Reader, stdout io.Writer) error {
 		fs.Usage()
 		return errors.New("no manifest files given")
 	}
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(gatewayv1.Install(scheme))
-	var objects []client.Object
-	for _, path := range fs.Args() {
-		read, err := readManifests(scheme, path, stdin)
-		if err != nil {
-			return err
-		}
-		objects = append(objects, read...)
+	scheme, objects, err := manifests(fs.Args(), stdin)
+	if err != nil {
+		return err
 	}
 	verdicts, err := controllers.ValidateOffline(context.Background(), scheme, objects, opts)
 	if err != nil {

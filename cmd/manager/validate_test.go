@@ -61,3 +61,41 @@ func TestValidateReadsStandardInputAndRefusesDuplicates(t *testing.T) {
 		t.Errorf("error %v, want one naming the duplicate", err)
 	}
 }
+
+// TestRenderGolden runs `manager render` on each testdata/render/<case>.yaml (with a proxy
+// image, except for the no-image case, which must say why nothing is rendered) and
+// compares its output with <case>.golden.
+func TestRenderGolden(t *testing.T) {
+	inputs, err := filepath.Glob("testdata/render/*.yaml")
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("no cases: %v", err)
+	}
+	for _, input := range inputs {
+		name := strings.TrimSuffix(filepath.Base(input), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			args := []string{"--proxy-image", "docker.io/istio/proxyv2:1.26.3", input}
+			if name == "no-image" {
+				args = []string{input}
+			}
+			var out bytes.Buffer
+			err := runRender(args, nil, &out)
+			if got, want := errors.Is(err, errNotRendered), name == "no-image"; got != want || (err != nil && !got) {
+				t.Fatalf("error %v, want not-rendered %v", err, want)
+			}
+			golden := strings.TrimSuffix(input, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./cmd/manager -update)", err)
+			}
+			if out.String() != string(want) {
+				t.Errorf("output differs from %s:\n%s", golden, out.String())
+			}
+		})
+	}
+}
