@@ -36,12 +36,6 @@ type OfflineVerdict struct {
 // client holding them. Like the operator, it assumes the default GatewayClass and its
 // class defaults ConfigMap exist when the manifests do not define them.
 func ValidateOffline(ctx context.Context, scheme *runtime.Scheme, objects []client.Object, opts Options) ([]OfflineVerdict, error) {
-	if opts.GatewayClassName == "" {
-		opts.GatewayClassName = v1alpha1.DefaultGatewayClassName
-	}
-	if opts.SystemNamespace == "" {
-		opts.SystemNamespace = v1alpha1.DefaultSystemNamespace
-	}
 	reader, err := offlineCluster(scheme, objects, &opts)
 	if err != nil {
 		return nil, err
@@ -78,10 +72,17 @@ func ValidateOffline(ctx context.Context, scheme *runtime.Scheme, objects []clie
 	return out, nil
 }
 
-// offlineCluster is an in-memory client holding the manifests, with the default
+// offlineCluster is an in-memory client holding the manifests (opts gets the operator's
+// default class and namespace where unset), with the default
 // GatewayClass and its class defaults ConfigMap added when they are missing, as the
 // operator would create them.
 func offlineCluster(scheme *runtime.Scheme, objects []client.Object, opts *Options) (client.Client, error) {
+	if opts.GatewayClassName == "" {
+		opts.GatewayClassName = v1alpha1.DefaultGatewayClassName
+	}
+	if opts.SystemNamespace == "" {
+		opts.SystemNamespace = v1alpha1.DefaultSystemNamespace
+	}
 	seen := map[string]bool{}
 	for _, o := range objects {
 		id := describeObject(o)
@@ -149,12 +150,6 @@ type OfflineRendering struct {
 // class and its defaults assumed). The revision's proxy settings come from its mesh and
 // injector ConfigMaps in the manifests, or the image from Options.ProxyImage.
 func RenderOffline(ctx context.Context, scheme *runtime.Scheme, objects []client.Object, opts Options) ([]OfflineRendering, error) {
-	if opts.GatewayClassName == "" {
-		opts.GatewayClassName = v1alpha1.DefaultGatewayClassName
-	}
-	if opts.SystemNamespace == "" {
-		opts.SystemNamespace = v1alpha1.DefaultSystemNamespace
-	}
 	reader, err := offlineCluster(scheme, objects, &opts)
 	if err != nil {
 		return nil, err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -14,7 +13,6 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/controllers"
 )
 
@@ -26,35 +24,22 @@ var errNotRendered = errors.New("not rendered: a Gateway above reports a problem
 // Gateway in the manifest files, as server-side apply bodies (-o json: byte for byte what it
 // sends), with what was dropped or adjusted, for a pull request to show.
 func runRender(args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := flag.NewFlagSet("manager render", flag.ContinueOnError)
-	var opts controllers.Options
-	fs.StringVar(&opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass the operator creates when missing (assumed present).")
-	fs.StringVar(&opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: class defaults and the revision's ConfigMaps.")
+	fs, opts := offlineFlags("render")
 	fs.StringVar(&opts.Revision, "revision", "", "Control-plane revision to render for; empty is the default revision.")
 	fs.StringVar(&opts.ProxyImage, "proxy-image", "", "Proxy image, when the manifests hold no injector ConfigMap of the revision.")
 	output := fs.String("o", "yaml", "Output: yaml, or json (the apply requests' bodies, one per line).")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: manager render [flags] FILE...  (YAML or JSON manifests; - reads standard input)")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	files, err := parseOffline(fs, args)
+	if err != nil || files == nil {
 		return err
-	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return errors.New("no manifest files given")
 	}
 	if *output != "yaml" && *output != "json" {
 		return fmt.Errorf("-o %q: want yaml or json", *output)
 	}
-	scheme, objects, err := manifests(fs.Args(), stdin)
+	scheme, objects, err := manifests(files, stdin)
 	if err != nil {
 		return err
 	}
-	renderings, err := controllers.RenderOffline(context.Background(), scheme, objects, opts)
+	renderings, err := controllers.RenderOffline(context.Background(), scheme, objects, *opts)
 	if err != nil {
 		return err
 	}

@@ -27,29 +27,16 @@ var errRefused = errors.New("refused: the admission webhooks would reject the ob
 // and ConfigMaps of manifest files ("-" is standard input), with the files as the whole
 // cluster, for a CI pipeline that keeps them in Git.
 func runValidate(args []string, stdin io.Reader, stdout io.Writer) error {
-	fs := flag.NewFlagSet("manager validate", flag.ContinueOnError)
-	var opts controllers.Options
-	fs.StringVar(&opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass the operator creates when missing (assumed present).")
-	fs.StringVar(&opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: where class defaults ConfigMaps count.")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: manager validate [flags] FILE...  (YAML or JSON manifests; - reads standard input)")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	fs, opts := offlineFlags("validate")
+	files, err := parseOffline(fs, args)
+	if err != nil || files == nil {
 		return err
 	}
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return errors.New("no manifest files given")
-	}
-	scheme, objects, err := manifests(fs.Args(), stdin)
+	scheme, objects, err := manifests(files, stdin)
 	if err != nil {
 		return err
 	}
-	verdicts, err := controllers.ValidateOffline(context.Background(), scheme, objects, opts)
+	verdicts, err := controllers.ValidateOffline(context.Background(), scheme, objects, *opts)
 	if err != nil {
 		return err
 	}
@@ -105,4 +92,34 @@ func readManifests(scheme *runtime.Scheme, path string, stdin io.Reader) ([]clie
 		}
 		out = append(out, obj)
 	}
+}
+
+// offlineFlags are the flags `manager validate` and `manager render` share: the class and
+// namespace the operator would run with.
+func offlineFlags(command string) (*flag.FlagSet, *controllers.Options) {
+	fs := flag.NewFlagSet("manager "+command, flag.ContinueOnError)
+	opts := &controllers.Options{}
+	fs.StringVar(&opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass the operator creates when missing (assumed present).")
+	fs.StringVar(&opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: class defaults and the revision's ConfigMaps.")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: manager %s [flags] FILE...  (YAML or JSON manifests; - reads standard input)\n", command)
+		fs.PrintDefaults()
+	}
+	return fs, opts
+}
+
+// parseOffline parses the flags and returns the manifest files; none and no error after
+// -help.
+func parseOffline(fs *flag.FlagSet, args []string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return nil, errors.New("no manifest files given")
+	}
+	return fs.Args(), nil
 }

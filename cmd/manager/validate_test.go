@@ -29,20 +29,7 @@ func TestValidateGolden(t *testing.T) {
 			if got := errors.Is(err, errRefused); got != wantRefused {
 				t.Fatalf("refused %v (error %v), want %v", got, err, wantRefused)
 			}
-			golden := strings.TrimSuffix(input, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./cmd/manager -update)", err)
-			}
-			if out.String() != string(want) {
-				t.Errorf("output differs from %s:\n%s", golden, out.String())
-			}
+			compareGolden(t, strings.TrimSuffix(input, ".yaml")+".golden", out.Bytes())
 		})
 	}
 }
@@ -82,20 +69,25 @@ func TestRenderGolden(t *testing.T) {
 			if got, want := errors.Is(err, errNotRendered), name == "no-image"; got != want || (err != nil && !got) {
 				t.Fatalf("error %v, want not-rendered %v", err, want)
 			}
-			golden := strings.TrimSuffix(input, ".yaml") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./cmd/manager -update)", err)
-			}
-			if out.String() != string(want) {
-				t.Errorf("output differs from %s:\n%s", golden, out.String())
-			}
+			compareGolden(t, strings.TrimSuffix(input, ".yaml")+".golden", out.Bytes())
 		})
+	}
+}
+
+// compareGolden compares output with a golden file, or rewrites it under -update.
+func compareGolden(t *testing.T, golden string, output []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, output, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/manager -update)", err)
+	}
+	if string(output) != string(want) {
+		t.Errorf("output differs from %s:\n%s", golden, output)
 	}
 }
