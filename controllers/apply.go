@@ -125,13 +125,9 @@ func (r *GatewayReconciler) plan(gw *gatewayv1.Gateway, name types.NamespacedNam
 		}
 		return s, nil
 	}
-	ac, err := d.kind.applyConfiguration(d.object)
+	ac, sent, err := d.applyRequest()
 	if err != nil {
-		return s, fmt.Errorf("converting %s %s: %w", d.kind.name, name, err)
-	}
-	sent, err := json.Marshal(ac)
-	if err != nil {
-		return s, fmt.Errorf("encoding %s %s: %w", d.kind.name, name, err)
+		return s, fmt.Errorf("%s %s: %w", d.kind.name, name, err)
 	}
 	s.ac, s.digest = ac, sha256.Sum256(sent)
 	if live == nil {

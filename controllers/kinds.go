@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/json"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -108,6 +109,20 @@ func GeneratedObjects() []client.Object {
 type desiredObject struct {
 	kind   generatedKind
 	object client.Object
+}
+
+// applyRequest is the object's apply configuration and its JSON, the body an apply sends:
+// the reconciler digests it and `manager render` prints it, from this one conversion.
+func (d desiredObject) applyRequest() (runtime.ApplyConfiguration, []byte, error) {
+	ac, err := d.kind.applyConfiguration(d.object)
+	if err != nil {
+		return nil, nil, fmt.Errorf("converting to its apply configuration: %w", err)
+	}
+	body, err := json.Marshal(ac)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding its apply configuration: %w", err)
+	}
+	return ac, body, nil
 }
 
 func desiredObjects(res *render.Resources) []desiredObject {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -57,13 +58,13 @@ func ValidateOffline(ctx context.Context, scheme *runtime.Scheme, objects []clie
 		}
 		raw, err := json.Marshal(obj)
 		if err != nil {
-			return nil, fmt.Errorf("encoding %s: %w", describeObject(obj), err)
+			return nil, fmt.Errorf("encoding %s: %w", describeObject(scheme, obj), err)
 		}
 		res := handler.Handle(ctx, admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 			Operation: admissionv1.Create, Namespace: obj.GetNamespace(), Name: obj.GetName(),
 			Object: runtime.RawExtension{Raw: raw},
 		}})
-		verdict := OfflineVerdict{Object: describeObject(obj), Allowed: res.Allowed, Warnings: res.Warnings}
+		verdict := OfflineVerdict{Object: describeObject(scheme, obj), Allowed: res.Allowed, Warnings: res.Warnings}
 		if res.Result != nil {
 			verdict.Message = res.Result.Message
 		}
@@ -85,23 +86,18 @@ func offlineCluster(scheme *runtime.Scheme, objects []client.Object, opts *Optio
 	}
 	seen := map[string]bool{}
 	for _, o := range objects {
-		id := describeObject(o)
+		id := describeObject(scheme, o)
 		if seen[id] {
 			return nil, fmt.Errorf("%s is defined twice in the manifests", id)
 		}
 		seen[id] = true
 	}
 	world := slices.Clone(objects)
-	has := func(kind, namespace, name string) bool {
-		return slices.ContainsFunc(world, func(o client.Object) bool {
-			return manifestKind(o) == kind && o.GetNamespace() == namespace && o.GetName() == name
-		})
-	}
-	if !has("GatewayClass", "", opts.GatewayClassName) {
+	if !seen["GatewayClass "+opts.GatewayClassName] {
 		world = append(world, &gatewayv1.GatewayClass{ObjectMeta: metav1.ObjectMeta{Name: opts.GatewayClassName},
 			Spec: gatewayv1.GatewayClassSpec{ControllerName: v1alpha1.ControllerName}})
 	}
-	if !has("ConfigMap", opts.SystemNamespace, v1alpha1.ClassDefaultsConfigMapName(opts.GatewayClassName)) {
+	if !seen["ConfigMap "+opts.SystemNamespace+"/"+v1alpha1.ClassDefaultsConfigMapName(opts.GatewayClassName)] {
 		world = append(world, defaultClassConfigMap(opts.GatewayClassName, opts.SystemNamespace))
 	}
 	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(world...).
@@ -110,25 +106,16 @@ func offlineCluster(scheme *runtime.Scheme, objects []client.Object, opts *Optio
 		Build(), nil
 }
 
-func manifestKind(o client.Object) string {
-	switch o.(type) {
-	case *corev1.ConfigMap:
-		return "ConfigMap"
-	case *gatewayv1.Gateway:
-		return "Gateway"
-	case *gatewayv1.GatewayClass:
-		return "GatewayClass"
-	case *corev1.Namespace:
-		return "Namespace"
+// describeObject names an object as "Kind namespace/name", its kind from the scheme.
+func describeObject(scheme *runtime.Scheme, o client.Object) string {
+	kind := fmt.Sprintf("%T", o)
+	if gvk, err := apiutil.GVKForObject(o, scheme); err == nil {
+		kind = gvk.Kind
 	}
-	return fmt.Sprintf("%T", o)
-}
-
-func describeObject(o client.Object) string {
 	if o.GetNamespace() == "" {
-		return manifestKind(o) + " " + o.GetName()
+		return kind + " " + o.GetName()
 	}
-	return manifestKind(o) + " " + o.GetNamespace() + "/" + o.GetName()
+	return kind + " " + o.GetNamespace() + "/" + o.GetName()
 }
 
 // OfflineRendering is what the reconciler would apply for one Gateway of a set of
@@ -175,26 +162,24 @@ func RenderOffline(ctx context.Context, scheme *runtime.Scheme, objects []client
 		if err != nil {
 			return nil, err
 		}
-		rendering := OfflineRendering{Gateway: gw.Namespace + "/" + gw.Name, Problem: res.Message}
+		rendering := OfflineRendering{Gateway: gw.Namespace + "/" + gw.Name}
 		for _, f := range res.Findings {
 			rendering.Findings = append(rendering.Findings, f.Describe())
 		}
-		if desired != nil {
-			rendering.Problem = ""
-			for _, d := range desiredObjects(desired) {
-				if d.object == nil {
-					continue
-				}
-				ac, err := d.kind.applyConfiguration(d.object)
-				if err != nil {
-					return nil, fmt.Errorf("converting %s of Gateway %s: %w", d.kind.name, rendering.Gateway, err)
-				}
-				body, err := json.Marshal(ac)
-				if err != nil {
-					return nil, fmt.Errorf("encoding %s of Gateway %s: %w", d.kind.name, rendering.Gateway, err)
-				}
-				rendering.Objects = append(rendering.Objects, body)
+		if desired == nil {
+			rendering.Problem = res.Message
+			out = append(out, rendering)
+			continue
+		}
+		for _, d := range desiredObjects(desired) {
+			if d.object == nil {
+				continue
 			}
+			_, body, err := d.applyRequest()
+			if err != nil {
+				return nil, fmt.Errorf("%s of Gateway %s: %w", d.kind.name, rendering.Gateway, err)
+			}
+			rendering.Objects = append(rendering.Objects, body)
 		}
 		out = append(out, rendering)
 	}

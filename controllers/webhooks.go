@@ -96,10 +96,11 @@ func (v *ConfigMapValidator) Handle(ctx context.Context, req admission.Request) 
 	}
 	warnings = append(warnings, verdict.Warnings...)
 	for _, gc := range role.gatewayClasses {
-		judged, err := judgeAgainstClass(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace, cm.Namespace, cm.Data, verdict)
+		class, err := readClassLevel(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace)
 		if err != nil {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
+		judged := class.judge(ctx, v.Cache, cm.Namespace, cm.Data, verdict)
 		verdict.Violations = appendNew(verdict.Violations, judged.Violations...)
 		warnings = appendNew(warnings, judged.Warnings...)
 	}
@@ -109,59 +110,65 @@ func (v *ConfigMapValidator) Handle(ctx context.Context, req admission.Request) 
 	return admission.Allowed("").WithWarnings(warnings...)
 }
 
-// judgeAgainstClass judges a Gateway-level ConfigMap's data (in namespace) against what
-// the class level of gc says: its policy's rules (what the reconciler would drop or lower is
-// a violation naming the rule) and, as a warning, a spec.replicas its HPA would override.
-func judgeAgainstClass(ctx context.Context, cache, apiReader client.Reader, gc *gatewayv1.GatewayClass, systemNamespace, namespace string,
-	data map[string]string, verdict customize.Verdict) (customize.Verdict, error) {
-	var out customize.Verdict
-	classLevel, ref, err := classLevelOf(ctx, cache, apiReader, gc, systemNamespace)
-	if err != nil {
+// classLevel is what the webhooks know of one served class's class level: its ConfigMap,
+// read once per admission request, nil when the class has none.
+type classLevel struct {
+	gc  *gatewayv1.GatewayClass
+	cm  *corev1.ConfigMap
+	ref *types.NamespacedName
+}
+
+// readClassLevel reads the class-level ConfigMap of gc, which the cache holds only the
+// metadata of.
+func readClassLevel(ctx context.Context, cache, apiReader client.Reader, gc *gatewayv1.GatewayClass, systemNamespace string) (classLevel, error) {
+	out := classLevel{gc: gc}
+	defaults, err := resolveClassDefaults(ctx, cache, gc, systemNamespace)
+	if err != nil || defaults.Ref == nil {
 		return out, err
 	}
-	if classLevel != nil && verdict.SetsReplicas && !verdict.AsksForHPA {
-		if _, ok := classLevel.Data[string(v1alpha1.DataKeyHorizontalPodAutoscaler)]; ok {
+	cm := &corev1.ConfigMap{}
+	if err := apiReader.Get(ctx, *defaults.Ref, cm); err != nil {
+		return out, client.IgnoreNotFound(err)
+	}
+	out.cm, out.ref = cm, defaults.Ref
+	return out, nil
+}
+
+// rules are the class policy's rules for a Gateway in namespace; a class level without a
+// usable policy gives rules that let everything through.
+func (c classLevel) rules(ctx context.Context, cache client.Reader, namespace string) customize.Rules {
+	text, set := "", false
+	if c.cm != nil {
+		text, set = c.cm.Data[v1alpha1.DataKeyPolicy]
+	}
+	policy, problems := customize.ParsePolicy(text)
+	if !set || len(problems) > 0 {
+		return customize.RulesFor(nil, c.gc.Name, nil)
+	}
+	labels, _ := namespaceLabels(ctx, cache)(namespace)
+	return customize.RulesFor(policy, c.gc.Name, labels)
+}
+
+// judge judges a Gateway-level ConfigMap's data (in namespace) against the class level: its
+// policy's rules (what the reconciler would drop or lower is a violation naming the rule)
+// and, as a warning, a spec.replicas its HPA would override.
+func (c classLevel) judge(ctx context.Context, cache client.Reader, namespace string, data map[string]string, verdict customize.Verdict) customize.Verdict {
+	var out customize.Verdict
+	if c.cm != nil && verdict.SetsReplicas && !verdict.AsksForHPA {
+		if _, ok := c.cm.Data[string(v1alpha1.DataKeyHorizontalPodAutoscaler)]; ok {
 			out.Warnings = append(out.Warnings, fmt.Sprintf("%s; the HorizontalPodAutoscaler comes from ConfigMap %s, the class level of GatewayClass %s",
-				customize.ReplicasUnderHPA("").String(), ref, gc.Name))
+				customize.ReplicasUnderHPA("").String(), c.ref, c.gc.Name))
 		}
 	}
 	set, err := customize.Parse("", data)
 	if err != nil {
-		return out, nil // Validate has named every malformed fragment.
+		return out // Validate has named every malformed fragment.
 	}
-	_, findings := policyRules(ctx, cache, gc, classLevel, namespace).Filter(set)
+	_, findings := c.rules(ctx, cache, namespace).Filter(set)
 	for _, f := range findings {
 		out.Violations = append(out.Violations, f.String())
 	}
-	return out, nil
-}
-
-// classLevelOf reads the class-level ConfigMap of gc, which the cache holds only the
-// metadata of; nil when the class has none or it does not exist.
-func classLevelOf(ctx context.Context, cache, apiReader client.Reader, gc *gatewayv1.GatewayClass, systemNamespace string) (*corev1.ConfigMap, *types.NamespacedName, error) {
-	defaults, err := resolveClassDefaults(ctx, cache, gc, systemNamespace)
-	if err != nil || defaults.Ref == nil {
-		return nil, nil, err
-	}
-	cm := &corev1.ConfigMap{}
-	if err := apiReader.Get(ctx, *defaults.Ref, cm); err != nil {
-		return nil, nil, client.IgnoreNotFound(err)
-	}
-	return cm, defaults.Ref, nil
-}
-
-// policyRules are the class-level policy's rules for a Gateway in namespace; a class level
-// without a usable policy gives rules that let everything through.
-func policyRules(ctx context.Context, cache client.Reader, gc *gatewayv1.GatewayClass, classLevel *corev1.ConfigMap, namespace string) customize.Rules {
-	if classLevel == nil {
-		return customize.RulesFor(nil, gc.Name, nil)
-	}
-	policy, problems := customize.ParsePolicy(classLevel.Data[v1alpha1.DataKeyPolicy])
-	if _, set := classLevel.Data[v1alpha1.DataKeyPolicy]; !set || len(problems) > 0 {
-		return customize.RulesFor(nil, gc.Name, nil)
-	}
-	labels, _ := namespaceLabels(ctx, cache)(namespace)
-	return customize.RulesFor(policy, gc.Name, labels)
+	return out
 }
 
 // appendNew appends the messages not already in list: a ConfigMap several Gateways of one
@@ -226,8 +233,11 @@ func (v *ConfigMapValidator) roleOf(ctx context.Context, cm *corev1.ConfigMap) (
 		if err != nil {
 			return configMapRole{}, err
 		}
-		if gc != nil {
-			names = append(names, gw.Name)
+		if gc == nil {
+			continue
+		}
+		names = append(names, gw.Name)
+		if !slices.ContainsFunc(role.gatewayClasses, func(c *gatewayv1.GatewayClass) bool { return c.Name == gc.Name }) {
 			role.gatewayClasses = append(role.gatewayClasses, gc)
 		}
 	}
@@ -288,12 +298,18 @@ func (v *GatewayValidator) Handle(ctx context.Context, req admission.Request) ad
 	} else if gc == nil {
 		return admission.Allowed("")
 	}
-	if refused, err := v.enforcedInfrastructure(ctx, gw, gc); err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
-	} else if len(refused) > 0 {
+	params := sources.GatewayParameters(gw)
+	infra := gw.Spec.Infrastructure
+	class := classLevel{gc: gc}
+	if len(infra.Labels) > 0 || len(infra.Annotations) > 0 || params.ConfigMap != nil {
+		// Read once: the policy judges the metadata here and the ConfigMap below.
+		if class, err = readClassLevel(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace); err != nil {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+	}
+	if refused := v.enforcedInfrastructure(ctx, gw, class); len(refused) > 0 {
 		return admission.Denied(rejection("Gateway", gw.Namespace, gw.Name, "Gateway of GatewayClass "+gc.Name, refused))
 	}
-	params := sources.GatewayParameters(gw)
 	if params.ConfigMap == nil && params.Problem == "" {
 		return admission.Allowed("")
 	}
@@ -311,10 +327,7 @@ func (v *GatewayValidator) Handle(ctx context.Context, req admission.Request) ad
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading ConfigMap %s: %w", ref, err))
 	}
 	verdict := customize.Validate(cm.Data)
-	judged, err := judgeAgainstClass(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace, gw.Namespace, cm.Data, verdict)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
-	}
+	judged := class.judge(ctx, v.Cache, gw.Namespace, cm.Data, verdict)
 	verdict.Violations = appendNew(verdict.Violations, judged.Violations...)
 	warnings := appendNew(verdict.Warnings, judged.Warnings...)
 	if !verdict.Allowed() {
@@ -325,18 +338,11 @@ func (v *GatewayValidator) Handle(ctx context.Context, req admission.Request) ad
 
 // enforcedInfrastructure names the spec.infrastructure labels and annotations the class
 // policy reserves for the class level, which the reconciler would leave off the objects.
-func (v *GatewayValidator) enforcedInfrastructure(ctx context.Context, gw *gatewayv1.Gateway, gc *gatewayv1.GatewayClass) ([]string, error) {
-	if len(gw.Spec.Infrastructure.Labels) == 0 && len(gw.Spec.Infrastructure.Annotations) == 0 {
-		return nil, nil
-	}
-	classLevel, _, err := classLevelOf(ctx, v.Cache, v.APIReader, gc, v.Options.SystemNamespace)
-	if err != nil {
-		return nil, err
-	}
-	_, findings := policyRules(ctx, v.Cache, gc, classLevel, gw.Namespace).Infrastructure(gw.Spec.Infrastructure)
+func (v *GatewayValidator) enforcedInfrastructure(ctx context.Context, gw *gatewayv1.Gateway, class classLevel) []string {
+	_, findings := class.rules(ctx, v.Cache, gw.Namespace).Infrastructure(gw.Spec.Infrastructure)
 	out := make([]string, 0, len(findings))
 	for _, f := range findings {
 		out = append(out, f.String())
 	}
-	return out, nil
+	return out
 }

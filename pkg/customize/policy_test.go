@@ -156,6 +156,13 @@ func TestPolicyFilter(t *testing.T) {
 	}
 }
 
+func TestWithoutAPolicyTheSetGoesOnAsParsed(t *testing.T) {
+	set := gatewayLevel(t, map[string]string{"deployment": "spec: {template: {spec: {containers: [{name: istio-proxy}]}}}"})
+	if got, findings := RulesFor(nil, "istio", nil).Filter(set); got != set || findings != nil {
+		t.Errorf("got %v with findings %v, want the set itself and none", got, findings)
+	}
+}
+
 func TestPolicyDropsEnforcedInfrastructureMetadata(t *testing.T) {
 	rules := RulesFor(mustPolicy(t, tenantPolicy), "istio", nil)
 	infra := &gatewayv1.GatewayInfrastructure{
