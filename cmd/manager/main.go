@@ -3,10 +3,13 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -21,6 +24,12 @@ import (
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/controllers"
+)
+
+// The sources of the webhooks' serving certificate (--webhook-certs).
+const (
+	webhookCertsSelf  = "self"
+	webhookCertsFiles = "files"
 )
 
 func main() {
@@ -47,6 +56,10 @@ func run(args []string) error {
 		enableWebhooks bool
 		webhookPort    int
 		webhookCertDir string
+		webhookCerts   string
+		webhookDNS     string
+		webhookService string
+		certs          controllers.WebhookCertOptions
 		opts           controllers.Options
 	)
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; \"0\" disables it.")
@@ -56,7 +69,16 @@ func run(args []string) error {
 	fs.StringVar(&leaderElectNS, "leader-election-namespace", "", "Namespace of the leader-election Lease; defaults to --system-namespace.")
 	fs.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the validating webhooks (needs a serving certificate in --webhook-cert-dir).")
 	fs.IntVar(&webhookPort, "webhook-port", 9443, "Port the validating webhooks are served on.")
-	fs.StringVar(&webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhooks; defaults to controller-runtime's.")
+	fs.StringVar(&webhookCertDir, "webhook-cert-dir", "", "Directory of the webhooks' tls.crt and tls.key: read with --webhook-certs=files, a copy of the Secret's pair with self; defaults to controller-runtime's.")
+	fs.StringVar(&webhookCerts, "webhook-certs", webhookCertsSelf, fmt.Sprintf("Where the webhooks' serving certificate comes from: %s (the operator issues and rotates it in --webhook-cert-secret and keeps --webhook-configuration's caBundle) or %s (another issuer, cert-manager say, mounts tls.crt and tls.key in --webhook-cert-dir and injects the CA).", webhookCertsSelf, webhookCertsFiles))
+	fs.StringVar(&certs.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "The operator's own namespace, which holds the webhook certificate Secret; defaults to $POD_NAMESPACE, then --system-namespace.")
+	fs.StringVar(&certs.SecretName, "webhook-cert-secret", controllers.DefaultWebhookSecret, "With --webhook-certs=self: the Secret, in --namespace, that keeps the webhooks' CA and serving certificate; the only Secret the operator writes.")
+	fs.StringVar(&certs.WebhookConfiguration, "webhook-configuration", controllers.DefaultWebhookConfiguration, "With --webhook-certs=self: the ValidatingWebhookConfiguration whose caBundle the operator keeps.")
+	fs.StringVar(&webhookService, "webhook-service", controllers.DefaultWebhookService, "With --webhook-certs=self: the Service in --namespace the API server calls the webhooks through; the certificate names <service>.<namespace>.svc.")
+	fs.StringVar(&webhookDNS, "webhook-dns-names", "", "With --webhook-certs=self: comma-separated names for the certificate instead of the Service's (a webhook reached by URL, say).")
+	fs.DurationVar(&certs.Validity, "webhook-cert-validity", controllers.DefaultWebhookCertValidity, "With --webhook-certs=self: how long a serving certificate is valid.")
+	fs.DurationVar(&certs.RenewBefore, "webhook-cert-renew-before", controllers.DefaultWebhookCertRenewal, "With --webhook-certs=self: how long before its end a serving certificate (and, as its end nears, the CA) is replaced.")
+	fs.DurationVar(&certs.CheckInterval, "webhook-cert-check-interval", controllers.DefaultWebhookCertCheck, "With --webhook-certs=self: how often the certificate's end is checked.")
 	fs.StringVar(&opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass the operator creates when missing; every GatewayClass with controllerName "+v1alpha1.ControllerName+" is served.")
 	statusMode := fs.String("status-mode", string(controllers.StatusBesideIstiod), fmt.Sprintf("Who writes Gateway API status, one of %v: %s (istiod writes the specification's conditions, listeners and addresses; the operator only its own conditions) or %s (no istiod: the operator writes all of it).",
 		controllers.StatusModes, controllers.StatusBesideIstiod, controllers.StatusStandalone))
@@ -87,10 +109,36 @@ func run(args []string) error {
 	if leaderElectNS == "" {
 		leaderElectNS = opts.SystemNamespace
 	}
+	if webhookCerts != webhookCertsSelf && webhookCerts != webhookCertsFiles {
+		return fmt.Errorf("--webhook-certs must be %s or %s, not %q", webhookCertsSelf, webhookCertsFiles, webhookCerts)
+	}
+	selfCerts := enableWebhooks && webhookCerts == webhookCertsSelf
+	if selfCerts {
+		if certs.Namespace == "" {
+			certs.Namespace = opts.SystemNamespace
+		}
+		certs.DNSNames = controllers.ServiceDNSNames(webhookService, certs.Namespace)
+		if webhookDNS != "" {
+			certs.DNSNames = strings.Split(webhookDNS, ",")
+		}
+		if webhookCertDir == "" {
+			webhookCertDir = filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs")
+		}
+		certs.CertDir = webhookCertDir
+		if err := certs.Validate(); err != nil {
+			return err
+		}
+	}
+	serving := controllers.NewServingCertificate()
+	webhookOptions := webhook.Options{Port: webhookPort, CertDir: webhookCertDir}
+	if selfCerts {
+		webhookOptions.TLSOpts = []func(*tls.Config){serving.TLSOption}
+	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(gatewayv1.Install(scheme))
 
+	ctx := ctrl.SetupSignalHandler()
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("loading kubeconfig: %w", err)
@@ -109,7 +157,7 @@ func run(args []string) error {
 		LeaderElectionNamespace:       leaderElectNS,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         controllers.CacheOptions(opts),
-		WebhookServer:                 webhook.NewServer(webhook.Options{Port: webhookPort, CertDir: webhookCertDir}),
+		WebhookServer:                 webhook.NewServer(webhookOptions),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -120,6 +168,14 @@ func run(args []string) error {
 	if enableWebhooks {
 		if err := controllers.SetupWebhooks(mgr, opts); err != nil {
 			return fmt.Errorf("setting up webhooks: %w", err)
+		}
+	}
+	if selfCerts {
+		if err := controllers.SetupWebhookCerts(ctx, mgr, serving, certs); err != nil {
+			return fmt.Errorf("setting up the webhook certificate: %w", err)
+		}
+		if err := mgr.AddReadyzCheck("webhook-certificate", serving.Ready); err != nil {
+			return fmt.Errorf("adding the webhook certificate's readiness check: %w", err)
 		}
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -140,8 +196,8 @@ func run(args []string) error {
 		log.Info("Status mode standalone: this operator writes all Gateway API status; run istiod with PILOT_ENABLE_GATEWAY_API_STATUS=false beside it, or use --status-mode=beside-istiod")
 	}
 	log.Info("Starting manager", "statusMode", opts.StatusMode, "defaultGatewayClass", opts.GatewayClassName, "routeStatus", opts.RouteStatus, "systemNamespace", opts.SystemNamespace,
-		"revision", opts.Revision, "proxyImage", opts.ProxyImage, "leaderElection", leaderElect, "webhooks", enableWebhooks)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		"revision", opts.Revision, "proxyImage", opts.ProxyImage, "leaderElection", leaderElect, "webhooks", enableWebhooks, "webhookCerts", webhookCerts)
+	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running manager: %w", err)
 	}
 	log.Info("Manager stopped")

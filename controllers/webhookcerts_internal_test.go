@@ -1,0 +1,49 @@
+package controllers
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"k8s.io/client-go/rest"
+)
+
+// TestScopedConfigNamesTheTwoObjects guards the RBAC promise: cert-controller's lists and
+// watches of Secrets and webhook configurations reach the API server naming the one object
+// each, so that rules with resourceNames suffice; other requests pass unchanged.
+func TestScopedConfigNamesTheTwoObjects(t *testing.T) {
+	var seen []string
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer server.Close()
+	cfg := scopedConfig(&rest.Config{Host: server.URL}, "aks-istio-system", "the-secret", "the-webhooks")
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ method, path, want string }{
+		{"GET", "/api/v1/namespaces/aks-istio-system/secrets?limit=500", "GET /api/v1/namespaces/aks-istio-system/secrets?fieldSelector=metadata.name%3Dthe-secret&limit=500"},
+		{"GET", "/api/v1/namespaces/aks-istio-system/secrets?watch=true&fieldSelector=type%3Dx", "GET /api/v1/namespaces/aks-istio-system/secrets?fieldSelector=type%3Dx%2Cmetadata.name%3Dthe-secret&watch=true"},
+		{"GET", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations?watch=true", "GET /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations?fieldSelector=metadata.name%3Dthe-webhooks&watch=true"},
+		// A Get by name, another namespace's Secrets, and writes are not touched.
+		{"GET", "/api/v1/namespaces/aks-istio-system/secrets/the-secret", "GET /api/v1/namespaces/aks-istio-system/secrets/the-secret?"},
+		{"GET", "/api/v1/namespaces/tenant/secrets", "GET /api/v1/namespaces/tenant/secrets?"},
+		{"POST", "/api/v1/namespaces/aks-istio-system/secrets", "POST /api/v1/namespaces/aks-istio-system/secrets?"},
+	} {
+		seen = nil
+		req, err := http.NewRequest(tc.method, server.URL+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if len(seen) != 1 || seen[0] != tc.want {
+			t.Errorf("%s %s reached the server as %q, want %q", tc.method, tc.path, seen, tc.want)
+		}
+	}
+}
