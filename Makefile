@@ -9,6 +9,7 @@ TOOLS := $(GO) tool -modfile=hack/tools/go.mod
 
 ROOT := $(abspath .)
 BIN := $(ROOT)/bin
+CHART := charts/istio-gateway-operator
 ASSETS := $(BIN)/k8s/$(K8S_VERSION)
 export KUBEBUILDER_ASSETS := $(ASSETS)
 
@@ -31,8 +32,9 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Regenerate config/rbac from the +kubebuilder markers.
+manifests: ## Regenerate config/rbac from the +kubebuilder markers, and the Helm chart's copy of it.
 	$(TOOLS) controller-gen rbac:roleName=manager-role paths="./controllers/..." output:rbac:artifacts:config=config/rbac
+	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
 
 .PHONY: generate
 generate: manifests testdata docs ## Regenerate everything generated: manifests, golden files, README tables.
@@ -56,7 +58,7 @@ vet: ## Run go vet (the e2e, conformance and istiod suites included).
 .PHONY: lint
 lint: vet ## Check formatting, vet, and that generated manifests are up to date.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@$(MAKE) -s manifests && git diff --exit-code -- config/rbac || { echo "config/rbac is stale: run make manifests"; exit 1; }
+	@$(MAKE) -s manifests && git diff --exit-code -- config/rbac $(CHART)/files || { echo "config/rbac or the chart's copy is stale: run make manifests"; exit 1; }
 
 .PHONY: k8s-assets
 k8s-assets: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl into bin/k8s/$(K8S_VERSION) (no-op when present).
@@ -70,27 +72,31 @@ e2e-tools: ## Build kwok and MetalLB's controller from source into bin/e2e (no-o
 istio-tools: ## Build istiod (pilot-discovery) and istioctl from istio.io/istio through the module proxy into bin/istio, with Istio's CRDs (no-op when present).
 	@hack/istio-tools.sh $(BIN)/istio
 
+.PHONY: helm
+helm: ## Build Helm from helm.sh/helm/v4 through the module proxy into bin/helm (no-op when present).
+	@hack/helm.sh $(BIN)/helm
+
 .PHONY: test
 test: test-integration test-e2e test-conformance ## Run every test: unit, envtest suites, the end-to-end suite, then the conformance tests.
 
 .PHONY: test-integration
-test-integration: k8s-assets ## Run the unit tests and the envtest suites.
+test-integration: k8s-assets helm ## Run the unit tests, the chart tests (helm lint, no drift from config/) and the envtest suites.
 	$(GO) test ./... -count=1 -timeout 20m -coverprofile $(ROOT)/cover.out
 
 .PHONY: test-e2e
-test-e2e: build k8s-assets e2e-tools ## Run the end-to-end suite: bin/manager on a control plane with kwok nodes and MetalLB, driven by kubectl.
+test-e2e: build k8s-assets e2e-tools helm ## Run the end-to-end suite: bin/manager, installed from the Helm chart, on a control plane with kwok nodes and MetalLB, driven by kubectl.
 	$(GO) test -tags e2e ./test/e2e/ -count=1 -timeout 15m -v -ginkgo.v
 
 ISTIO_OBSERVE ?= 2m
 
 .PHONY: test-istio
-test-istio: build k8s-assets e2e-tools istio-tools ## Run the operator beside a real istiod in each documented setting and check who writes what (ISTIO_OBSERVE per scenario).
+test-istio: build k8s-assets e2e-tools helm istio-tools ## Run the operator beside a real istiod in each documented setting and check who writes what (ISTIO_OBSERVE per scenario).
 	$(GO) test -tags istio ./test/istio/ -count=1 -timeout 30m -v -ginkgo.v -args -observe=$(ISTIO_OBSERVE)
 
 CONFORMANCE_ARGS ?=
 
 .PHONY: conformance
-conformance: build k8s-assets e2e-tools ## Run the Gateway API conformance tests that need no data plane on the end-to-end environment; writes conformance/report.yaml.
+conformance: build k8s-assets e2e-tools helm ## Run the Gateway API conformance tests that need no data plane on the end-to-end environment; writes conformance/report.yaml.
 	@mkdir -p $(BIN)/conformance
 	bash -o pipefail -c '$(GO) test -tags conformance ./test/conformance/ -count=1 -timeout 30m -v -args $(CONFORMANCE_ARGS) 2>&1 | tee $(BIN)/conformance/test.log'
 
@@ -99,7 +105,7 @@ test-conformance: ## The conformance tests as make test runs them: the report go
 	@$(MAKE) -s conformance CONFORMANCE_ARGS="-report-output=$(BIN)/conformance/report.yaml $(CONFORMANCE_ARGS)"
 
 .PHONY: demo
-demo: build k8s-assets e2e-tools ## Play the walkthrough on the end-to-end environment, then keep it running (DEMO_EXIT=1 exits).
+demo: build k8s-assets e2e-tools helm ## Play the walkthrough on the end-to-end environment, then keep it running (DEMO_EXIT=1 exits).
 	@$(GO) build -o $(BIN)/demo ./hack/demo
 	@$(BIN)/demo -dir $(BIN)/e2e/demo
 
@@ -156,12 +162,12 @@ docker-build: ## Build the container image (needs a Docker engine).
 ##@ Deployment
 
 .PHONY: deploy
-deploy: ## Deploy the operator to the current cluster with kustomize (config/default).
-	kubectl apply -k config/default
+deploy: ## Deploy the operator to the current cluster with kustomize (config/default; CERTS=cert-manager for config/with-cert-manager).
+	kubectl apply -k $(if $(filter cert-manager,$(CERTS)),config/with-cert-manager,config/default)
 
 .PHONY: undeploy
 undeploy: ## Remove what deploy created.
-	kubectl delete -k config/default --ignore-not-found
+	kubectl delete -k $(if $(filter cert-manager,$(CERTS)),config/with-cert-manager,config/default) --ignore-not-found
 
 .PHONY: clean
 clean: ## Remove build output, keeping the control-plane binaries.

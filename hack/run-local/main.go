@@ -111,7 +111,8 @@ Starting the operator; Ctrl-C stops it and the control plane.
 	args := []string{"--kubeconfig=" + abs, "--system-namespace=" + *systemNS, "--status-mode=standalone"}
 	if *webhooks != "" {
 		_, port, certDir := cluster.WebhookServing()
-		args = append(args, fmt.Sprintf("--webhook-port=%d", port), "--webhook-cert-dir="+certDir)
+		// envtest signed the serving certificate and put its CA in the configuration.
+		args = append(args, fmt.Sprintf("--webhook-port=%d", port), "--webhook-certs=files", "--webhook-cert-dir="+certDir)
 	} else {
 		args = append(args, "--enable-webhooks=false")
 	}

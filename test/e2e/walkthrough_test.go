@@ -10,8 +10,11 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/controllers"
 	"github.com/kubegate/istio-gateway-operator/test/e2e/cluster"
 )
 
@@ -25,6 +28,24 @@ const (
 var operatorIdentity = "system:serviceaccount:" + v1alpha1.DefaultSystemNamespace + ":" + cluster.OperatorServiceAccount
 
 var _ = Describe("The operator, as shipped", Ordered, func() {
+	BeforeAll(func(ctx SpecContext) {
+		// The walkthrough edits the class defaults (case A, then a policy); the specs that
+		// Ginkgo runs after it, in whatever order, see them as they were.
+		key := client.ObjectKey{Namespace: v1alpha1.DefaultSystemNamespace, Name: "istio-gateway-class-defaults"}
+		saved := &corev1.ConfigMap{}
+		Eventually(func() error { return env.Admin().Get(ctx, key, saved) }).Should(Succeed())
+		DeferCleanup(func(ctx SpecContext) {
+			Eventually(func() error {
+				current := &corev1.ConfigMap{}
+				if err := env.Admin().Get(ctx, key, current); err != nil {
+					return err
+				}
+				current.Data, current.Labels = saved.Data, saved.Labels
+				return env.Admin().Update(ctx, current)
+			}).Should(Succeed())
+		})
+	})
+
 	It("runs under its ServiceAccount with only the generated RBAC", func(ctx SpecContext) {
 		can := func(verb, resource string, flags ...string) string {
 			args := append([]string{"auth", "can-i", verb, resource, "--as=" + operatorIdentity}, flags...)
@@ -36,6 +57,11 @@ var _ = Describe("The operator, as shipped", Ordered, func() {
 		Expect(can("get", "secrets", "-n", "default")).To(Equal("yes"), "listeners' certificateRefs are read")
 		Expect(can("patch", "secrets", "-n", "default")).To(Equal("no"))
 		Expect(can("delete", "secrets", "-n", "default")).To(Equal("no"))
+		Expect(can("update", "secrets/"+controllers.DefaultWebhookSecret, "-n", v1alpha1.DefaultSystemNamespace)).To(Equal("yes"), "its webhook certificate's Secret")
+		Expect(can("update", "secrets/istio-ca-secret", "-n", v1alpha1.DefaultSystemNamespace)).To(Equal("no"), "istiod's CA beside it")
+		Expect(can("create", "secrets", "-n", "default")).To(Equal("no"))
+		Expect(can("update", "validatingwebhookconfigurations/"+controllers.DefaultWebhookConfiguration)).To(Equal("yes"))
+		Expect(can("update", "validatingwebhookconfigurations/istio-validator-istio-system")).To(Equal("no"))
 		Expect(can("create", "pods", "-n", "default")).To(Equal("no"))
 		Expect(can("create", "configmaps", "-n", "default")).To(Equal("no"), "ConfigMap create is for the system namespace only")
 		Expect(can("create", "configmaps", "-n", v1alpha1.DefaultSystemNamespace)).To(Equal("yes"))

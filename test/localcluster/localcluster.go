@@ -54,6 +54,9 @@ type Options struct {
 	// WebhookManifests are webhook configuration files to install, rewritten to call a
 	// webhook server on this machine; WebhookServing tells where it must listen.
 	WebhookManifests []string
+	// WebhookHost is the name the rewritten webhook configurations call instead of
+	// 127.0.0.1 ("localhost", say, for a server whose certificate has only DNS names).
+	WebhookHost string
 	// Output receives the child processes' logs; nil discards them.
 	Output *os.File
 	// AuditLog, when set, is where kube-apiserver writes one JSON line per write request
@@ -129,7 +132,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     append([]string{gatewayCRDs}, opts.CRDDirectoryPaths...),
 		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: opts.WebhookManifests},
+		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: opts.WebhookManifests, LocalServingHostExternalName: opts.WebhookHost},
 	}
 	// Room for thousands of Services (envtest's default range holds 254).
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", ServiceCIDR)

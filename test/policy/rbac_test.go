@@ -4,6 +4,7 @@ package policy
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/kubegate/istio-gateway-operator/controllers"
 )
 
 // generated are the resources the operator writes, with the verbs each may need; anything
@@ -35,7 +38,17 @@ var allowedWrites = map[string][]string{
 	"leases":         {"create", "patch", "update", "delete"},
 	// Only the class defaults ConfigMap, and only in the system namespace (a Role).
 	"configmaps": {"create"},
+	// Only the webhook certificate's Secret and the webhook configuration whose caBundle
+	// it keeps, by name (TestWebhookCertificateRBACNamesItsObjects).
+	"secrets":                         {"create", "update", "patch"},
+	"validatingwebhookconfigurations": {"update", "patch"},
 }
+
+// The objects config/webhookcert lets the operator write: the names its flags default to.
+const (
+	webhookSecret        = controllers.DefaultWebhookSecret
+	webhookConfiguration = controllers.DefaultWebhookConfiguration
+)
 
 var writeVerbs = []string{"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate"}
 
@@ -67,9 +80,9 @@ func readRoles(t *testing.T, paths ...string) []roleDoc {
 }
 
 func TestRBACIsLeastPrivilege(t *testing.T) {
-	roles := readRoles(t, "../../config/rbac/role.yaml", "../../config/rbac/leader_election_role.yaml")
-	if len(roles) < 3 {
-		t.Fatalf("found %d roles; expected the manager ClusterRole and Role and the leader-election Role", len(roles))
+	roles := readRoles(t, "../../config/rbac/role.yaml", "../../config/rbac/leader_election_role.yaml", "../../config/webhookcert/rbac.yaml")
+	if len(roles) < 5 {
+		t.Fatalf("found %d roles; expected the manager ClusterRole and Role, the leader-election Role and the webhook certificate's Role and ClusterRole", len(roles))
 	}
 	for _, role := range roles {
 		for _, rule := range role.Rules {
@@ -80,11 +93,14 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 			}
 			for _, resource := range rule.Resources {
 				// Listeners' certificateRefs are judged by reading the Secrets they name:
-				// reading Secrets is all the operator may do with them.
+				// reading Secrets is all the operator may do with them, but for its own.
 				if resource == "secrets" || strings.HasPrefix(resource, "secrets/") {
-					if resource != "secrets" || !slices.Equal(rule.Verbs, []string{"get", "list", "watch"}) {
+					if resource != "secrets" || !slices.Equal(rule.Verbs, []string{"get", "list", "watch"}) && !isWebhookSecretRule(role, rule) {
 						t.Errorf("%s %v grants more than reading Secrets: %+v", role.Kind, role.Metadata["name"], rule)
 					}
+				}
+				if resource == "validatingwebhookconfigurations" && !slices.Equal(rule.ResourceNames, []string{webhookConfiguration}) {
+					t.Errorf("%s %v grants webhook configurations other than %s: %+v", role.Kind, role.Metadata["name"], webhookConfiguration, rule)
 				}
 				for _, verb := range rule.Verbs {
 					if !slices.Contains(writeVerbs, verb) {
@@ -102,5 +118,38 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// isWebhookSecretRule tells the two rules that keep the webhook certificate's Secret: in a
+// Role (the operator's namespace only), read and write that one Secret by name, and create
+// (which RBAC cannot restrict by name) to recreate it when deleted.
+func isWebhookSecretRule(role roleDoc, rule rbacv1.PolicyRule) bool {
+	if role.Kind != "Role" {
+		return false
+	}
+	if slices.Equal(rule.ResourceNames, []string{webhookSecret}) {
+		return slices.Equal(rule.Verbs, []string{"get", "list", "watch", "update", "patch"})
+	}
+	return len(rule.ResourceNames) == 0 && slices.Equal(rule.Verbs, []string{"create"})
+}
+
+// TestWebhookCertificateRBACNamesItsObjects pins what config/webhookcert grants, so that a
+// change to it is a change to this list: exactly the certificate Secret and the webhook
+// configuration, and the create that recreates the Secret.
+func TestWebhookCertificateRBACNamesItsObjects(t *testing.T) {
+	var got []string
+	for _, role := range readRoles(t, "../../config/webhookcert/rbac.yaml") {
+		for _, rule := range role.Rules {
+			got = append(got, fmt.Sprintf("%s %v %v %v", role.Kind, rule.Resources, rule.ResourceNames, rule.Verbs))
+		}
+	}
+	want := []string{
+		"Role [secrets] [" + webhookSecret + "] [get list watch update patch]",
+		"Role [secrets] [] [create]",
+		"ClusterRole [validatingwebhookconfigurations] [" + webhookConfiguration + "] [get list watch update patch]",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("config/webhookcert grants\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -43,6 +43,10 @@ import (
 // applied to config/rbac's ServiceAccount); the manager process runs with its token.
 const OperatorServiceAccount = "istio-gateway-operator-controller-manager"
 
+// WebhookHost is the name the API server calls the operator's webhooks by here, and the
+// one its self-issued certificate names.
+const WebhookHost = "localhost"
+
 // AddressPool is the range MetalLB hands load-balancer addresses from (TEST-NET-3, which
 // is never routed).
 const AddressPool = "203.0.113.10-203.0.113.50"
@@ -183,8 +187,10 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		ControllerManager: true,
 		Scheduler:         true,
 		WebhookManifests:  []string{webhookFile},
-		Output:            cpLog,
-		AuditLog:          opts.AuditLog,
+		// The operator's own certificate names the host the API server dials.
+		WebhookHost: WebhookHost,
+		Output:      cpLog,
+		AuditLog:    opts.AuditLog,
 	})
 	if err != nil {
 		return c, err
@@ -202,7 +208,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if c.admin, err = client.New(c.Config, client.Options{Scheme: scheme}); err != nil {
 		return c, fmt.Errorf("creating the admin client: %w", err)
 	}
-	if err := c.createAll(ctx, manifests.rbac); err != nil {
+	if err := c.createAll(ctx, manifests.installed); err != nil {
 		return c, err
 	}
 	// The default revision, as Istio's chart installs it: the operator renders the proxies
@@ -237,14 +243,14 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 }
 
 type operatorManifests struct {
-	webhooks, rbac []*unstructured.Unstructured
+	webhooks, installed []*unstructured.Unstructured
 }
 
 // renderManifests runs kubectl's built-in kustomize over config/default and keeps what a
-// process outside the cluster needs: the RBAC (ServiceAccount, Roles, bindings) and the
-// webhook configuration. The in-cluster Deployment, its Service and PDB and cert-manager's
-// objects are left out: here the binary runs beside the control plane and envtest signs the
-// webhook's certificate.
+// process outside the cluster needs: the RBAC (ServiceAccount, Roles, bindings), the
+// webhook configuration and the Secret the operator keeps its webhook certificate in. The
+// in-cluster Deployment, its Service and PDB are left out: here the binary runs beside the
+// control plane, and issues its webhook certificate itself, as in a cluster.
 func (c *Cluster) renderManifests(ctx context.Context, dir string) (operatorManifests, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, c.KubectlBinary, "kustomize", dir)
@@ -261,12 +267,12 @@ func (c *Cluster) renderManifests(ctx context.Context, dir string) (operatorMani
 		switch o.GetKind() {
 		case "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration":
 			m.webhooks = append(m.webhooks, o)
-		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
-			m.rbac = append(m.rbac, o)
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Secret":
+			m.installed = append(m.installed, o)
 		}
 	}
-	if len(m.webhooks) == 0 || len(m.rbac) == 0 {
-		return m, fmt.Errorf("%s renders %d webhook configurations and %d RBAC objects; expected both", dir, len(m.webhooks), len(m.rbac))
+	if len(m.webhooks) == 0 || len(m.installed) == 0 {
+		return m, fmt.Errorf("%s renders %d webhook configurations and %d RBAC objects and Secrets; expected both", dir, len(m.webhooks), len(m.installed))
 	}
 	return m, nil
 }
@@ -438,7 +444,7 @@ func (c *Cluster) StartOperator(ctx context.Context, extra ...string) (*localclu
 		return nil, err
 	}
 	c.healthAddr = fmt.Sprintf("127.0.0.1:%d", healthPort)
-	_, webhookPort, certDir := c.WebhookServing()
+	_, webhookPort, _ := c.WebhookServing()
 	args := append([]string{
 		"--kubeconfig=" + c.OperatorKubeconfig,
 		"--system-namespace=" + v1alpha1.DefaultSystemNamespace,
@@ -446,7 +452,11 @@ func (c *Cluster) StartOperator(ctx context.Context, extra ...string) (*localclu
 		"--metrics-bind-address=0",
 		"--health-probe-bind-address=" + c.healthAddr,
 		fmt.Sprintf("--webhook-port=%d", webhookPort),
-		"--webhook-cert-dir=" + certDir,
+		// The operator's own certificate, as config/default has it, for the name the
+		// webhook configurations call here instead of the in-cluster Service's.
+		"--webhook-certs=self",
+		"--webhook-dns-names=" + WebhookHost,
+		"--webhook-cert-dir=" + filepath.Join(c.Dir, "webhook-certs"),
 	}, extra...)
 	// KUBECONFIG cleared: the operator must not find the admin identity anywhere.
 	process, err := c.Launch(c.paths.manager, []string{"KUBECONFIG="}, managerLog, args...)
