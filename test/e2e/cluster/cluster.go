@@ -1,8 +1,8 @@
 // Package cluster starts the end-to-end environment shared by the e2e suite and `make demo`:
 // a local control plane with its controllers (kube-controller-manager, kube-scheduler),
 // simulated nodes and pods (kwok), load-balancer addresses (MetalLB's controller), the
-// operator's own manifests from config/ and the shipped bin/manager running as a separate
-// process under its ServiceAccount, bound only to the RBAC that config/rbac grants.
+// operator's own manifests from its Helm chart, and the shipped bin/manager running as a
+// separate process under its ServiceAccount, bound only to the RBAC the chart grants.
 package cluster
 
 import (
@@ -99,7 +99,7 @@ type Cluster struct {
 }
 
 type paths struct {
-	root, assets, e2eBin, manager string
+	root, assets, e2eBin, manager, helm string
 }
 
 func resolvePaths(root string) (paths, error) {
@@ -114,6 +114,7 @@ func resolvePaths(root string) (paths, error) {
 		assets:  filepath.Join(root, "bin", "k8s", localcluster.K8sVersion),
 		e2eBin:  filepath.Join(root, "bin", "e2e"),
 		manager: filepath.Join(root, "bin", "manager"),
+		helm:    filepath.Join(root, "bin", "helm", "helm"),
 	}
 	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
 		p.assets = dir
@@ -123,6 +124,7 @@ func resolvePaths(root string) (paths, error) {
 		{filepath.Join(p.e2eBin, "kwok"), "make e2e-tools"},
 		{filepath.Join(p.e2eBin, "metallb-controller"), "make e2e-tools"},
 		{p.manager, "make build"},
+		{p.helm, "make helm"},
 	} {
 		if _, err := os.Stat(need.file); err != nil {
 			return paths{}, fmt.Errorf("%s is missing: run `%s` first", need.file, need.make)
@@ -166,8 +168,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}
 	}()
 
-	// The operator's own manifests, as `kubectl apply -k config/default` would install them.
-	manifests, err := c.renderManifests(ctx, filepath.Join(p.root, "config", "default"))
+	// The operator's own manifests, as `helm install` of the chart would install them
+	// (test/chart holds them equal to config/default's).
+	manifests, err := c.renderManifests(ctx, filepath.Join(p.root, "charts", "istio-gateway-operator"))
 	if err != nil {
 		return c, err
 	}
@@ -246,21 +249,21 @@ type operatorManifests struct {
 	webhooks, installed []*unstructured.Unstructured
 }
 
-// renderManifests runs kubectl's built-in kustomize over config/default and keeps what a
+// renderManifests renders the Helm chart with its default values and keeps what a
 // process outside the cluster needs: the RBAC (ServiceAccount, Roles, bindings), the
 // webhook configuration and the Secret the operator keeps its webhook certificate in. The
 // in-cluster Deployment, its Service and PDB are left out: here the binary runs beside the
 // control plane, and issues its webhook certificate itself, as in a cluster.
-func (c *Cluster) renderManifests(ctx context.Context, dir string) (operatorManifests, error) {
+func (c *Cluster) renderManifests(ctx context.Context, chart string) (operatorManifests, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, c.KubectlBinary, "kustomize", dir)
+	cmd := exec.CommandContext(ctx, c.paths.helm, "template", "istio-gateway-operator", chart, "--namespace", v1alpha1.DefaultSystemNamespace)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return operatorManifests{}, fmt.Errorf("kubectl kustomize %s: %w: %s", dir, err, stderr.String())
+		return operatorManifests{}, fmt.Errorf("helm template %s: %w: %s", chart, err, stderr.String())
 	}
 	objects, err := decodeAll(stdout.Bytes())
 	if err != nil {
-		return operatorManifests{}, fmt.Errorf("reading kustomize output of %s: %w", dir, err)
+		return operatorManifests{}, fmt.Errorf("reading helm template output of %s: %w", chart, err)
 	}
 	var m operatorManifests
 	for _, o := range objects {
@@ -272,7 +275,7 @@ func (c *Cluster) renderManifests(ctx context.Context, dir string) (operatorMani
 		}
 	}
 	if len(m.webhooks) == 0 || len(m.installed) == 0 {
-		return m, fmt.Errorf("%s renders %d webhook configurations and %d RBAC objects and Secrets; expected both", dir, len(m.webhooks), len(m.installed))
+		return m, fmt.Errorf("%s renders %d webhook configurations and %d RBAC objects and Secrets; expected both", chart, len(m.webhooks), len(m.installed))
 	}
 	return m, nil
 }
