@@ -9,8 +9,10 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -18,6 +20,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
+	"github.com/kubegate/istio-gateway-operator/pkg/sources"
 )
 
 // OfflineVerdict is what the admission webhooks would answer for one object of a set of
@@ -198,4 +201,86 @@ func (v OfflineVerdict) String() string {
 		fmt.Fprintf(&b, "  warning: %s\n", w)
 	}
 	return b.String()
+}
+
+// ClusterInputs reads from a cluster what the reconciler and the webhooks read for the
+// Gateways of namespace (every namespace if empty): the GatewayClasses, the Gateways, the
+// Namespaces (for the policy's tiers), the ConfigMaps of the system namespace (class
+// defaults, the revisions' mesh and injector configuration) and every ConfigMap a class or a
+// Gateway names. With manifest files laid over them (Overlay), `manager render` and
+// `manager validate` show what a change would do to the cluster as it is.
+func ClusterInputs(ctx context.Context, reader client.Reader, opts Options, namespace string) ([]client.Object, error) {
+	var classes gatewayv1.GatewayClassList
+	if err := reader.List(ctx, &classes); err != nil {
+		return nil, fmt.Errorf("listing GatewayClasses: %w", err)
+	}
+	var gateways gatewayv1.GatewayList
+	if err := reader.List(ctx, &gateways, client.InNamespace(namespace)); err != nil {
+		return nil, fmt.Errorf("listing Gateways: %w", err)
+	}
+	var namespaces corev1.NamespaceList
+	if err := reader.List(ctx, &namespaces); err != nil {
+		return nil, fmt.Errorf("listing Namespaces: %w", err)
+	}
+	var system corev1.ConfigMapList
+	if err := reader.List(ctx, &system, client.InNamespace(opts.SystemNamespace)); err != nil {
+		return nil, fmt.Errorf("listing the ConfigMaps of %s: %w", opts.SystemNamespace, err)
+	}
+	var out []client.Object
+	seen := map[types.NamespacedName]bool{}
+	for i := range system.Items {
+		out = append(out, &system.Items[i])
+		seen[client.ObjectKeyFromObject(&system.Items[i])] = true
+	}
+	referenced := func(ref sources.Ref) error {
+		if ref.ConfigMap == nil || seen[*ref.ConfigMap] {
+			return nil
+		}
+		seen[*ref.ConfigMap] = true
+		cm := &corev1.ConfigMap{}
+		if err := reader.Get(ctx, *ref.ConfigMap, cm); apierrors.IsNotFound(err) {
+			return nil // the reconciler reports it missing, and so does render
+		} else if err != nil {
+			return fmt.Errorf("reading ConfigMap %s: %w", ref.ConfigMap, err)
+		}
+		out = append(out, cm)
+		return nil
+	}
+	for i := range classes.Items {
+		out = append(out, &classes.Items[i])
+		if err := referenced(sources.ClassParameters(&classes.Items[i])); err != nil {
+			return nil, err
+		}
+	}
+	for i := range gateways.Items {
+		out = append(out, &gateways.Items[i])
+		if err := referenced(sources.GatewayParameters(&gateways.Items[i])); err != nil {
+			return nil, err
+		}
+	}
+	for i := range namespaces.Items {
+		out = append(out, &namespaces.Items[i])
+	}
+	for _, o := range out {
+		// The in-memory client refuses to hold objects that claim a resourceVersion.
+		o.SetResourceVersion("")
+		o.SetManagedFields(nil)
+	}
+	return out, nil
+}
+
+// Overlay is base with every object of changes in place of the base object of the same
+// kind, namespace and name, and the others added: the cluster as a change would leave it.
+func Overlay(scheme *runtime.Scheme, base, changes []client.Object) []client.Object {
+	changed := map[string]bool{}
+	for _, o := range changes {
+		changed[describeObject(scheme, o)] = true
+	}
+	var out []client.Object
+	for _, o := range base {
+		if !changed[describeObject(scheme, o)] {
+			out = append(out, o)
+		}
+	}
+	return append(out, changes...)
 }

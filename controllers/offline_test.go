@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"encoding/json"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -45,42 +46,74 @@ var _ = Describe("manager render", func() {
 		Expect(renderings[0].Problem).To(BeEmpty())
 		Expect(renderings[0].Objects).To(HaveLen(5))
 
-		manager := v1alpha1.FieldManagerFor("")
-		applied := func(kind string) any {
-			name := key(ns, "gw-istio")
-			var extracted any
-			var err error
-			switch kind {
-			case "ServiceAccount":
-				obj := &corev1.ServiceAccount{}
-				Expect(k8sClient.Get(ctx, name, obj)).To(Succeed())
-				extracted, err = corev1ac.ExtractServiceAccount(obj, manager)
-			case "Deployment":
-				obj := &appsv1.Deployment{}
-				Expect(k8sClient.Get(ctx, name, obj)).To(Succeed())
-				extracted, err = appsv1ac.ExtractDeployment(obj, manager)
-			case "Service":
-				obj := &corev1.Service{}
-				Expect(k8sClient.Get(ctx, name, obj)).To(Succeed())
-				extracted, err = corev1ac.ExtractService(obj, manager)
-			case "HorizontalPodAutoscaler":
-				obj := &autoscalingv2.HorizontalPodAutoscaler{}
-				Expect(k8sClient.Get(ctx, name, obj)).To(Succeed())
-				extracted, err = autoscalingv2ac.ExtractHorizontalPodAutoscaler(obj, manager)
-			case "PodDisruptionBudget":
-				obj := &policyv1.PodDisruptionBudget{}
-				Expect(k8sClient.Get(ctx, name, obj)).To(Succeed())
-				extracted, err = policyv1ac.ExtractPodDisruptionBudget(obj, manager)
+		expectRenderedAsApplied(ns, renderings[0].Objects)
+
+		By("reading the same inputs from the cluster, as manager render --from-cluster does")
+		inputs, err := controllers.ClusterInputs(ctx, k8sClient, controllers.Options{SystemNamespace: systemNamespace}, ns)
+		Expect(err).NotTo(HaveOccurred())
+		fromCluster, err := controllers.RenderOffline(ctx, scheme, inputs, controllers.Options{SystemNamespace: systemNamespace, ProxyImage: proxyImage})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(fromCluster).To(HaveLen(1))
+		Expect(fromCluster[0].Problem).To(BeEmpty())
+		Expect(fromCluster[0].Objects).To(Equal(renderings[0].Objects), "the cluster's inputs render what the manifests' do")
+
+		By("laying a changed ConfigMap over the cluster's, as a pull request would")
+		changed := options.DeepCopy()
+		changed.ResourceVersion = ""
+		changed.Data["horizontalPodAutoscaler"] = "spec:\n  maxReplicas: 7\n"
+		proposed, err := controllers.RenderOffline(ctx, scheme, controllers.Overlay(scheme, inputs, []client.Object{changed}),
+			controllers.Options{SystemNamespace: systemNamespace, ProxyImage: proxyImage})
+		Expect(err).NotTo(HaveOccurred())
+		var hpaBody string
+		for _, body := range proposed[0].Objects {
+			if strings.Contains(string(body), `"kind":"HorizontalPodAutoscaler"`) {
+				hpaBody = string(body)
 			}
-			Expect(err).NotTo(HaveOccurred())
-			return extracted
 		}
-		for _, body := range renderings[0].Objects {
-			var head struct{ Kind string }
-			Expect(json.Unmarshal(body, &head)).To(Succeed())
-			owned, err := json.Marshal(applied(head.Kind))
-			Expect(err).NotTo(HaveOccurred())
-			Expect(body).To(MatchJSON(owned), "%s: what render prints is what the operator owns on the live object", head.Kind)
-		}
+		Expect(hpaBody).To(ContainSubstring(`"maxReplicas":7`))
+		Expect(hpa(Default, ns, "gw-istio").Spec.MaxReplicas).To(BeEquivalentTo(4), "render wrote to the cluster")
 	})
 })
+
+// expectRenderedAsApplied compares each apply body with the fields the operator owns on
+// the live object of its kind.
+func expectRenderedAsApplied(ns string, bodies [][]byte) {
+	GinkgoHelper()
+	manager := v1alpha1.FieldManagerFor("")
+	applied := func(kind string) any {
+		name := key(ns, "gw-istio")
+		var extracted any
+		var err error
+		switch kind {
+		case "ServiceAccount":
+			obj := &corev1.ServiceAccount{}
+			Expect(k8sClient.Get(ctx, name, obj)).To(Succeed())
+			extracted, err = corev1ac.ExtractServiceAccount(obj, manager)
+		case "Deployment":
+			obj := &appsv1.Deployment{}
+			Expect(k8sClient.Get(ctx, name, obj)).To(Succeed())
+			extracted, err = appsv1ac.ExtractDeployment(obj, manager)
+		case "Service":
+			obj := &corev1.Service{}
+			Expect(k8sClient.Get(ctx, name, obj)).To(Succeed())
+			extracted, err = corev1ac.ExtractService(obj, manager)
+		case "HorizontalPodAutoscaler":
+			obj := &autoscalingv2.HorizontalPodAutoscaler{}
+			Expect(k8sClient.Get(ctx, name, obj)).To(Succeed())
+			extracted, err = autoscalingv2ac.ExtractHorizontalPodAutoscaler(obj, manager)
+		case "PodDisruptionBudget":
+			obj := &policyv1.PodDisruptionBudget{}
+			Expect(k8sClient.Get(ctx, name, obj)).To(Succeed())
+			extracted, err = policyv1ac.ExtractPodDisruptionBudget(obj, manager)
+		}
+		Expect(err).NotTo(HaveOccurred())
+		return extracted
+	}
+	for _, body := range bodies {
+		var head struct{ Kind string }
+		Expect(json.Unmarshal(body, &head)).To(Succeed())
+		owned, err := json.Marshal(applied(head.Kind))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(body).To(MatchJSON(owned), "%s: what render prints is what the operator owns on the live object", head.Kind)
+	}
+}

@@ -3,6 +3,7 @@ package controllers
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"k8s.io/client-go/rest"
@@ -44,6 +45,33 @@ func TestScopedConfigNamesTheTwoObjects(t *testing.T) {
 		resp.Body.Close()
 		if len(seen) != 1 || seen[0] != tc.want {
 			t.Errorf("%s %s reached the server as %q, want %q", tc.method, tc.path, seen, tc.want)
+		}
+	}
+}
+
+func TestWebhookCertOptionsRefuseCertificatesThatCannotStayValid(t *testing.T) {
+	valid := WebhookCertOptions{
+		Namespace: "aks-istio-system", SecretName: DefaultWebhookSecret, WebhookConfiguration: DefaultWebhookConfiguration,
+		DNSNames: ServiceDNSNames(DefaultWebhookService, "aks-istio-system"),
+		Validity: DefaultWebhookCertValidity, RenewBefore: DefaultWebhookCertRenewal, CheckInterval: DefaultWebhookCertCheck,
+	}
+	if err := valid.Validate(); err != nil {
+		t.Fatalf("the defaults are refused: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		change func(*WebhookCertOptions)
+		want   string
+	}{
+		"no Secret name":         {func(o *WebhookCertOptions) { o.SecretName = "" }, "a Secret name"},
+		"no DNS name":            {func(o *WebhookCertOptions) { o.DNSNames = nil }, "at least one DNS name"},
+		"renewed at every check": {func(o *WebhookCertOptions) { o.RenewBefore = o.Validity }, "renewed at every check"},
+		"checked too rarely":     {func(o *WebhookCertOptions) { o.CheckInterval = o.RenewBefore }, "could expire between checks"},
+		"a zero validity":        {func(o *WebhookCertOptions) { o.Validity = 0 }, "must be positive"},
+	} {
+		o := valid
+		tc.change(&o)
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate() = %v, want an error saying %q", name, err, tc.want)
 		}
 	}
 }

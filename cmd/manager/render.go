@@ -24,18 +24,19 @@ var errNotRendered = errors.New("not rendered: a Gateway above reports a problem
 // Gateway in the manifest files, as server-side apply bodies (-o json: byte for byte what it
 // sends), with what was dropped or adjusted, for a pull request to show.
 func runRender(args []string, stdin io.Reader, stdout io.Writer) error {
-	fs, opts := offlineFlags("render")
+	fs, o := offlineFlags("render")
+	opts := &o.opts
 	fs.StringVar(&opts.Revision, "revision", "", "Control-plane revision to render for; empty is the default revision.")
 	fs.StringVar(&opts.ProxyImage, "proxy-image", "", "Proxy image, when the manifests hold no injector ConfigMap of the revision.")
 	output := fs.String("o", "yaml", "Output: yaml, or json (the apply requests' bodies, one per line).")
-	files, err := parseOffline(fs, args)
+	files, err := o.parse(fs, args)
 	if err != nil || files == nil {
 		return err
 	}
 	if *output != "yaml" && *output != "json" {
 		return fmt.Errorf("-o %q: want yaml or json", *output)
 	}
-	scheme, objects, err := manifests(files, stdin)
+	scheme, objects, err := o.inputs(files, stdin)
 	if err != nil {
 		return err
 	}

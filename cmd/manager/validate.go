@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
@@ -27,16 +28,16 @@ var errRefused = errors.New("refused: the admission webhooks would reject the ob
 // and ConfigMaps of manifest files ("-" is standard input), with the files as the whole
 // cluster, for a CI pipeline that keeps them in Git.
 func runValidate(args []string, stdin io.Reader, stdout io.Writer) error {
-	fs, opts := offlineFlags("validate")
-	files, err := parseOffline(fs, args)
+	fs, o := offlineFlags("validate")
+	files, err := o.parse(fs, args)
 	if err != nil || files == nil {
 		return err
 	}
-	scheme, objects, err := manifests(files, stdin)
+	scheme, objects, err := o.inputs(files, stdin)
 	if err != nil {
 		return err
 	}
-	verdicts, err := controllers.ValidateOffline(context.Background(), scheme, objects, *opts)
+	verdicts, err := controllers.ValidateOffline(context.Background(), scheme, objects, o.opts)
 	if err != nil {
 		return err
 	}
@@ -94,32 +95,64 @@ func readManifests(scheme *runtime.Scheme, path string, stdin io.Reader) ([]clie
 	}
 }
 
-// offlineFlags are the flags `manager validate` and `manager render` share: the class and
-// namespace the operator would run with.
-func offlineFlags(command string) (*flag.FlagSet, *controllers.Options) {
-	fs := flag.NewFlagSet("manager "+command, flag.ContinueOnError)
-	opts := &controllers.Options{}
-	fs.StringVar(&opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass the operator creates when missing (assumed present).")
-	fs.StringVar(&opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: class defaults and the revision's ConfigMaps.")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: manager %s [flags] FILE...  (YAML or JSON manifests; - reads standard input)\n", command)
-		fs.PrintDefaults()
-	}
-	return fs, opts
+// offline holds the flags `manager validate` and `manager render` share: the class and
+// namespace the operator would run with, and whether the files are laid over the cluster.
+type offline struct {
+	opts        controllers.Options
+	fromCluster bool
+	namespace   string
 }
 
-// parseOffline parses the flags and returns the manifest files; none and no error after
-// -help.
-func parseOffline(fs *flag.FlagSet, args []string) ([]string, error) {
+func offlineFlags(command string) (*flag.FlagSet, *offline) {
+	fs := flag.NewFlagSet("manager "+command, flag.ContinueOnError)
+	o := &offline{}
+	fs.StringVar(&o.opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass the operator creates when missing (assumed present).")
+	fs.StringVar(&o.opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: class defaults and the revision's ConfigMaps.")
+	fs.BoolVar(&o.fromCluster, "from-cluster", false, "Start from the current cluster (--kubeconfig, or the usual kubeconfig): its GatewayClasses, Gateways, Namespaces, system-namespace ConfigMaps and referenced ConfigMaps, with the files' objects in place of theirs. Reads only.")
+	fs.StringVar(&o.namespace, "n", "", "With --from-cluster: only the Gateways of this namespace.")
+	if kubeconfig := flag.CommandLine.Lookup("kubeconfig"); kubeconfig != nil {
+		fs.Var(kubeconfig.Value, kubeconfig.Name, kubeconfig.Usage)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: manager %s [flags] FILE...  (YAML or JSON manifests; - reads standard input; with --from-cluster the files are optional)\n", command)
+		fs.PrintDefaults()
+	}
+	return fs, o
+}
+
+// parse parses the flags and returns the manifest files; nil and no error after -help.
+func (o *offline) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	if fs.NArg() == 0 {
+	if fs.NArg() == 0 && !o.fromCluster {
 		fs.Usage()
-		return nil, errors.New("no manifest files given")
+		return nil, errors.New("no manifest files given (or --from-cluster)")
 	}
-	return fs.Args(), nil
+	return append([]string{}, fs.Args()...), nil
+}
+
+// inputs are the objects the commands judge: the files', over the cluster's with
+// --from-cluster.
+func (o *offline) inputs(files []string, stdin io.Reader) (*runtime.Scheme, []client.Object, error) {
+	scheme, objects, err := manifests(files, stdin)
+	if err != nil || !o.fromCluster {
+		return scheme, objects, err
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	reader, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to the cluster: %w", err)
+	}
+	live, err := controllers.ClusterInputs(context.Background(), reader, o.opts, o.namespace)
+	if err != nil {
+		return nil, nil, err
+	}
+	return scheme, controllers.Overlay(scheme, live, objects), nil
 }

@@ -5,6 +5,8 @@ package e2e
 import (
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/kubegate/istio-gateway-operator/api/v1alpha1"
 	"github.com/kubegate/istio-gateway-operator/controllers"
 	"github.com/kubegate/istio-gateway-operator/test/e2e/cluster"
+	"github.com/kubegate/istio-gateway-operator/test/localcluster"
 )
 
 const (
@@ -170,6 +173,26 @@ var _ = Describe("The operator, as shipped", Ordered, func() {
 		Expect(kubectl(ctx, "get", gatewayKind, "httpbin-gateway", "-o",
 			`jsonpath={.status.conditions[?(@.type=="gateway.istio.io/CustomizationsApplied")].message}`)).
 			To(Equal("Applied ConfigMaps aks-istio-system/istio-gateway-class-defaults, default/gw-options"))
+	})
+
+	It("renders and validates against the cluster: manager render and validate --from-cluster", func(ctx SpecContext) {
+		root, err := localcluster.ModuleRoot()
+		Expect(err).NotTo(HaveOccurred())
+		manager := func(args ...string) (string, error) {
+			cmd := exec.CommandContext(ctx, filepath.Join(root, "bin", "manager"), append(args[:1:1], append([]string{"--from-cluster", "--kubeconfig=" + env.AdminKubeconfig}, args[1:]...)...)...)
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		out, err := manager("render", "-n", "default")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("# Gateway default/httpbin-gateway\n"))
+		Expect(out).To(ContainSubstring("name: " + generated))
+		Expect(out).To(MatchRegexp(`maxReplicas: 4\b`), "case B's HPA, as in force")
+
+		out, err = manager("validate", samples+"bad-class-defaults.yaml")
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("data.deployment: spec.template.spec.hostNetwork is not allowed"))
+		Expect(out).To(ContainSubstring("data.horizontalPodAutoscaler: spec.minReplicas 1 is below the minimum of 2"))
 	})
 
 	It("refuses an off-list class ConfigMap through kubectl, naming every field, and keeps the one in force", func(ctx SpecContext) {
