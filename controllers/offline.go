@@ -203,13 +203,14 @@ func (v OfflineVerdict) String() string {
 	return b.String()
 }
 
-// ClusterInputs reads from a cluster what the reconciler and the webhooks read for the
-// Gateways of namespace (every namespace if empty): the GatewayClasses, the Gateways, the
-// Namespaces (for the policy's tiers), the ConfigMaps of the system namespace (class
-// defaults, the revisions' mesh and injector configuration) and every ConfigMap a class or a
-// Gateway names. With manifest files laid over them (Overlay), `manager render` and
-// `manager validate` show what a change would do to the cluster as it is.
-func ClusterInputs(ctx context.Context, reader client.Reader, opts Options, namespace string) ([]client.Object, error) {
+// ClusterInputs is the cluster as the changes would leave it, read as the reconciler and
+// the webhooks read it for the Gateways of namespace (every namespace if empty): the
+// GatewayClasses, the Gateways, the Namespaces (for the policy's tiers), the ConfigMaps of
+// the system namespace (class defaults, the revisions' mesh and injector configuration),
+// with the changes' objects in place of the cluster's of the same kind and name, and then
+// every ConfigMap a class or a Gateway of the result names, the changes' own included.
+// `manager render --from-cluster` and `manager validate --from-cluster` judge it.
+func ClusterInputs(ctx context.Context, reader client.Reader, scheme *runtime.Scheme, opts Options, namespace string, changes []client.Object) ([]client.Object, error) {
 	var classes gatewayv1.GatewayClassList
 	if err := reader.List(ctx, &classes); err != nil {
 		return nil, fmt.Errorf("listing GatewayClasses: %w", err)
@@ -226,47 +227,51 @@ func ClusterInputs(ctx context.Context, reader client.Reader, opts Options, name
 	if err := reader.List(ctx, &system, client.InNamespace(opts.SystemNamespace)); err != nil {
 		return nil, fmt.Errorf("listing the ConfigMaps of %s: %w", opts.SystemNamespace, err)
 	}
-	var out []client.Object
-	seen := map[types.NamespacedName]bool{}
+	var live []client.Object
 	for i := range system.Items {
-		out = append(out, &system.Items[i])
-		seen[client.ObjectKeyFromObject(&system.Items[i])] = true
-	}
-	referenced := func(ref sources.Ref) error {
-		if ref.ConfigMap == nil || seen[*ref.ConfigMap] {
-			return nil
-		}
-		seen[*ref.ConfigMap] = true
-		cm := &corev1.ConfigMap{}
-		if err := reader.Get(ctx, *ref.ConfigMap, cm); apierrors.IsNotFound(err) {
-			return nil // the reconciler reports it missing, and so does render
-		} else if err != nil {
-			return fmt.Errorf("reading ConfigMap %s: %w", ref.ConfigMap, err)
-		}
-		out = append(out, cm)
-		return nil
+		live = append(live, &system.Items[i])
 	}
 	for i := range classes.Items {
-		out = append(out, &classes.Items[i])
-		if err := referenced(sources.ClassParameters(&classes.Items[i])); err != nil {
-			return nil, err
-		}
+		live = append(live, &classes.Items[i])
 	}
 	for i := range gateways.Items {
-		out = append(out, &gateways.Items[i])
-		if err := referenced(sources.GatewayParameters(&gateways.Items[i])); err != nil {
-			return nil, err
-		}
+		live = append(live, &gateways.Items[i])
 	}
 	for i := range namespaces.Items {
-		out = append(out, &namespaces.Items[i])
+		live = append(live, &namespaces.Items[i])
 	}
-	for _, o := range out {
+	world := Overlay(scheme, live, changes)
+	held := map[types.NamespacedName]bool{}
+	var refs []sources.Ref
+	for _, o := range world {
+		switch o := o.(type) {
+		case *corev1.ConfigMap:
+			held[client.ObjectKeyFromObject(o)] = true
+		case *gatewayv1.GatewayClass:
+			refs = append(refs, sources.ClassParameters(o))
+		case *gatewayv1.Gateway:
+			refs = append(refs, sources.GatewayParameters(o))
+		}
+	}
+	for _, ref := range refs {
+		if ref.ConfigMap == nil || held[*ref.ConfigMap] {
+			continue
+		}
+		held[*ref.ConfigMap] = true
+		cm := &corev1.ConfigMap{}
+		if err := reader.Get(ctx, *ref.ConfigMap, cm); apierrors.IsNotFound(err) {
+			continue // the reconciler reports it missing, and so does render
+		} else if err != nil {
+			return nil, fmt.Errorf("reading ConfigMap %s: %w", ref.ConfigMap, err)
+		}
+		world = append(world, cm)
+	}
+	for _, o := range world {
 		// The in-memory client refuses to hold objects that claim a resourceVersion.
 		o.SetResourceVersion("")
 		o.SetManagedFields(nil)
 	}
-	return out, nil
+	return world, nil
 }
 
 // Overlay is base with every object of changes in place of the base object of the same

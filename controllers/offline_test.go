@@ -49,7 +49,7 @@ var _ = Describe("manager render", func() {
 		expectRenderedAsApplied(ns, renderings[0].Objects)
 
 		By("reading the same inputs from the cluster, as manager render --from-cluster does")
-		inputs, err := controllers.ClusterInputs(ctx, k8sClient, controllers.Options{SystemNamespace: systemNamespace}, ns)
+		inputs, err := controllers.ClusterInputs(ctx, k8sClient, scheme, controllers.Options{SystemNamespace: systemNamespace}, ns, nil)
 		Expect(err).NotTo(HaveOccurred())
 		fromCluster, err := controllers.RenderOffline(ctx, scheme, inputs, controllers.Options{SystemNamespace: systemNamespace, ProxyImage: proxyImage})
 		Expect(err).NotTo(HaveOccurred())
@@ -57,20 +57,29 @@ var _ = Describe("manager render", func() {
 		Expect(fromCluster[0].Problem).To(BeEmpty())
 		Expect(fromCluster[0].Objects).To(Equal(renderings[0].Objects), "the cluster's inputs render what the manifests' do")
 
-		By("laying a changed ConfigMap over the cluster's, as a pull request would")
+		By("laying a changed ConfigMap over the cluster's, and a new Gateway naming a ConfigMap only the cluster has, as a pull request would")
 		changed := options.DeepCopy()
 		changed.ResourceVersion = ""
 		changed.Data["horizontalPodAutoscaler"] = "spec:\n  maxReplicas: 7\n"
-		proposed, err := controllers.RenderOffline(ctx, scheme, controllers.Overlay(scheme, inputs, []client.Object{changed}),
-			controllers.Options{SystemNamespace: systemNamespace, ProxyImage: proxyImage})
+		other := configMap(ns, "other-options", map[string]string{"horizontalPodAutoscaler": "spec:\n  maxReplicas: 5\n"})
+		Expect(k8sClient.Create(ctx, other)).To(Succeed())
+		newcomer := httpGateway(ns, "newcomer")
+		newcomer.Spec.Infrastructure = parametersRef("other-options")
+		world, err := controllers.ClusterInputs(ctx, k8sClient, scheme, controllers.Options{SystemNamespace: systemNamespace}, ns, []client.Object{changed, newcomer})
 		Expect(err).NotTo(HaveOccurred())
-		var hpaBody string
-		for _, body := range proposed[0].Objects {
-			if strings.Contains(string(body), `"kind":"HorizontalPodAutoscaler"`) {
-				hpaBody = string(body)
+		proposed, err := controllers.RenderOffline(ctx, scheme, world, controllers.Options{SystemNamespace: systemNamespace, ProxyImage: proxyImage})
+		Expect(err).NotTo(HaveOccurred())
+		hpaBodies := map[string]string{}
+		for _, r := range proposed {
+			Expect(r.Problem).To(BeEmpty(), r.Gateway)
+			for _, body := range r.Objects {
+				if strings.Contains(string(body), `"kind":"HorizontalPodAutoscaler"`) {
+					hpaBodies[r.Gateway] = string(body)
+				}
 			}
 		}
-		Expect(hpaBody).To(ContainSubstring(`"maxReplicas":7`))
+		Expect(hpaBodies[ns+"/gw"]).To(ContainSubstring(`"maxReplicas":7`))
+		Expect(hpaBodies[ns+"/newcomer"]).To(ContainSubstring(`"maxReplicas":5`), "the new Gateway's ConfigMap, read from the cluster")
 		Expect(hpa(Default, ns, "gw-istio").Spec.MaxReplicas).To(BeEquivalentTo(4), "render wrote to the cluster")
 	})
 })

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,6 +100,8 @@ func (o WebhookCertOptions) Validate() error {
 // no kubelet volume refresh and no file watch in between.
 type ServingCertificate struct {
 	current atomic.Pointer[tls.Certificate]
+	// trusted says whether the webhook configuration's caBundle holds the CA of current.
+	trusted atomic.Bool
 	// injected is closed by cert-controller once this replica has put the CA in the webhook
 	// configuration.
 	injected chan struct{}
@@ -123,6 +127,9 @@ func (s *ServingCertificate) TLSOption(cfg *tls.Config) {
 func (s *ServingCertificate) Ready(*http.Request) error {
 	if s.current.Load() == nil {
 		return errors.New("no serving certificate loaded from the Secret yet")
+	}
+	if !s.trusted.Load() {
+		return errors.New("the webhook configuration's caBundle does not hold the CA of the served certificate")
 	}
 	select {
 	case <-s.injected:
@@ -177,13 +184,15 @@ func SetupWebhookCerts(ctx context.Context, mgr ctrl.Manager, serving *ServingCe
 		return fmt.Errorf("adding cert-controller's rotator: %w", err)
 	}
 
-	// The keeper's own view of the one Secret, through the same narrowed config.
+	// The keeper's own view of the one Secret and the one webhook configuration, through
+	// the same narrowed config.
 	secrets, err := cache.New(scoped, cache.Options{
 		Scheme:            mgr.GetScheme(),
 		Mapper:            mgr.GetRESTMapper(),
 		DefaultNamespaces: map[string]cache.Config{o.Namespace: {}},
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Field: fields.OneTermEqualSelector("metadata.name", o.SecretName)},
+			&admissionregistrationv1.ValidatingWebhookConfiguration{}: {Field: fields.OneTermEqualSelector("metadata.name", o.WebhookConfiguration)},
 		},
 	})
 	if err != nil {
@@ -192,7 +201,7 @@ func SetupWebhookCerts(ctx context.Context, mgr ctrl.Manager, serving *ServingCe
 	if err := mgr.Add(secrets); err != nil {
 		return fmt.Errorf("adding the webhook Secret's cache: %w", err)
 	}
-	keeper := &certificateKeeper{reader: secrets, writer: mgr.GetClient(), key: secretKey, certDir: o.CertDir, serving: serving}
+	keeper := &certificateKeeper{reader: secrets, writer: mgr.GetClient(), key: secretKey, webhookConfiguration: o.WebhookConfiguration, certDir: o.CertDir, serving: serving}
 	name := "webhook-certificate"
 	if o.ControllerName != "" {
 		name = o.ControllerName + "-keeper"
@@ -204,17 +213,25 @@ func SetupWebhookCerts(ctx context.Context, mgr ctrl.Manager, serving *ServingCe
 	if err := c.Watch(source.Kind(secrets, &corev1.Secret{}, &handler.TypedEnqueueRequestForObject[*corev1.Secret]{})); err != nil {
 		return fmt.Errorf("watching the webhook Secret: %w", err)
 	}
+	// A caBundle change may let the keeper switch to a pair it held back.
+	if err := c.Watch(source.Kind(secrets, &admissionregistrationv1.ValidatingWebhookConfiguration{},
+		handler.TypedEnqueueRequestsFromMapFunc(func(context.Context, *admissionregistrationv1.ValidatingWebhookConfiguration) []reconcile.Request {
+			return []reconcile.Request{{NamespacedName: secretKey}}
+		}))); err != nil {
+		return fmt.Errorf("watching the webhook configuration: %w", err)
+	}
 	return nil
 }
 
 // certificateKeeper keeps the Secret that cert-controller fills in existence, and the pair
 // it holds in the replica's webhook server and CertDir.
 type certificateKeeper struct {
-	reader  client.Reader
-	writer  client.Client
-	key     types.NamespacedName
-	certDir string
-	serving *ServingCertificate
+	reader               client.Reader
+	writer               client.Client
+	key                  types.NamespacedName
+	webhookConfiguration string
+	certDir              string
+	serving              *ServingCertificate
 }
 
 // Reconcile recreates the Secret when it is gone (cert-controller only updates it, and then
@@ -232,10 +249,22 @@ func (k *certificateKeeper) Reconcile(ctx context.Context, req reconcile.Request
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("reading the webhook certificate Secret %s: %w", k.key, err)
 	}
-	certPEM, keyPEM := secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey]
+	certPEM, keyPEM, caPEM := secret.Data[corev1.TLSCertKey], secret.Data[corev1.TLSPrivateKeyKey], secret.Data["ca.crt"]
 	if len(certPEM) == 0 || len(keyPEM) == 0 {
 		return reconcile.Result{}, nil // cert-controller has not filled it yet; its write is the next event
 	}
+	trusted, err := k.caBundleHolds(ctx, caPEM)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if !trusted && k.serving.current.Load() != nil {
+		// A new CA (a deleted Secret, or the old one near its end): the API server would
+		// refuse a pair it signs until cert-controller puts it in the caBundle, which is
+		// the next event. The old pair is still trusted meanwhile.
+		log.V(1).Info("Holding back the new webhook certificate until the webhook configuration trusts its CA")
+		return reconcile.Result{}, nil
+	}
+	k.serving.trusted.Store(trusted)
 	if err := k.serving.load(certPEM, keyPEM); err != nil {
 		// Not retried: only a new write of the Secret can mend it, and that is an event.
 		log.Error(err, "The webhook certificate Secret holds no usable pair; serving keeps the previous one")
@@ -249,6 +278,26 @@ func (k *certificateKeeper) Reconcile(ctx context.Context, req reconcile.Request
 	}
 	log.V(1).Info("Loaded the webhook serving certificate", "resourceVersion", secret.ResourceVersion)
 	return reconcile.Result{}, nil
+}
+
+// caBundleHolds tells whether every webhook of the configuration trusts caPEM.
+func (k *certificateKeeper) caBundleHolds(ctx context.Context, caPEM []byte) (bool, error) {
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	if err := k.reader.Get(ctx, types.NamespacedName{Name: k.webhookConfiguration}, vwc); apierrors.IsNotFound(err) {
+		ctrl.LoggerFrom(ctx).Info("The webhook configuration to keep the caBundle of does not exist; check --webhook-configuration", "webhookConfiguration", k.webhookConfiguration)
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("reading the webhook configuration %s: %w", k.webhookConfiguration, err)
+	}
+	if len(caPEM) == 0 || len(vwc.Webhooks) == 0 {
+		return false, nil
+	}
+	for _, wh := range vwc.Webhooks {
+		if !bytes.Contains(wh.ClientConfig.CABundle, bytes.TrimSpace(caPEM)) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // ensureSecret creates the webhook certificate Secret, empty, when it does not exist;
@@ -317,7 +366,13 @@ func scopedConfig(cfg *rest.Config, namespace, secret, webhookConfiguration stri
 	}
 	scoped.Wrap(func(next http.RoundTripper) http.RoundTripper {
 		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-			name, ok := paths[strings.TrimSuffix(req.URL.Path, "/")]
+			name, ok := "", false
+			for path, n := range paths {
+				// A suffix: the API server may sit under a path prefix (a proxy's).
+				if strings.HasSuffix(strings.TrimSuffix(req.URL.Path, "/"), path) {
+					name, ok = n, true
+				}
+			}
 			if !ok || req.Method != http.MethodGet {
 				return next.RoundTrip(req)
 			}

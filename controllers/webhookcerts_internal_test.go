@@ -28,6 +28,8 @@ func TestScopedConfigNamesTheTwoObjects(t *testing.T) {
 		{"GET", "/api/v1/namespaces/aks-istio-system/secrets?limit=500", "GET /api/v1/namespaces/aks-istio-system/secrets?fieldSelector=metadata.name%3Dthe-secret&limit=500"},
 		{"GET", "/api/v1/namespaces/aks-istio-system/secrets?watch=true&fieldSelector=type%3Dx", "GET /api/v1/namespaces/aks-istio-system/secrets?fieldSelector=type%3Dx%2Cmetadata.name%3Dthe-secret&watch=true"},
 		{"GET", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations?watch=true", "GET /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations?fieldSelector=metadata.name%3Dthe-webhooks&watch=true"},
+		// An API server behind a proxy's path prefix (Rancher's /k8s/clusters/<id>, say).
+		{"GET", "/k8s/clusters/c-1/api/v1/namespaces/aks-istio-system/secrets", "GET /k8s/clusters/c-1/api/v1/namespaces/aks-istio-system/secrets?fieldSelector=metadata.name%3Dthe-secret"},
 		// A Get by name, another namespace's Secrets, and writes are not touched.
 		{"GET", "/api/v1/namespaces/aks-istio-system/secrets/the-secret", "GET /api/v1/namespaces/aks-istio-system/secrets/the-secret?"},
 		{"GET", "/api/v1/namespaces/tenant/secrets", "GET /api/v1/namespaces/tenant/secrets?"},

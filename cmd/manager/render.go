@@ -78,13 +78,13 @@ func runRender(args []string, stdin io.Reader, stdout io.Writer) error {
 }
 
 // manifests reads the files into typed objects of the operator's scheme.
-func manifests(paths []string, stdin io.Reader) (*runtime.Scheme, []client.Object, error) {
+func manifests(paths []string, stdin io.Reader, defaultNamespace string) (*runtime.Scheme, []client.Object, error) {
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(gatewayv1.Install(scheme))
 	var objects []client.Object
 	for _, path := range paths {
-		read, err := readManifests(scheme, path, stdin)
+		read, err := readManifests(scheme, path, stdin, defaultNamespace)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -54,7 +54,7 @@ func runValidate(args []string, stdin io.Reader, stdout io.Writer) error {
 
 // readManifests decodes every document of a file into the scheme's typed objects; kinds
 // the scheme does not know are skipped, as the webhooks never see them.
-func readManifests(scheme *runtime.Scheme, path string, stdin io.Reader) ([]client.Object, error) {
+func readManifests(scheme *runtime.Scheme, path string, stdin io.Reader, defaultNamespace string) ([]client.Object, error) {
 	var in io.Reader = stdin
 	if path != "-" {
 		f, err := os.Open(path)
@@ -89,7 +89,7 @@ func readManifests(scheme *runtime.Scheme, path string, stdin io.Reader) ([]clie
 			continue
 		}
 		if obj.GetNamespace() == "" && !strings.HasSuffix(u.GetKind(), "Class") && u.GetKind() != "Namespace" {
-			obj.SetNamespace("default")
+			obj.SetNamespace(defaultNamespace)
 		}
 		out = append(out, obj)
 	}
@@ -109,7 +109,7 @@ func offlineFlags(command string) (*flag.FlagSet, *offline) {
 	fs.StringVar(&o.opts.GatewayClassName, "gateway-class", v1alpha1.DefaultGatewayClassName, "GatewayClass the operator creates when missing (assumed present).")
 	fs.StringVar(&o.opts.SystemNamespace, "system-namespace", v1alpha1.DefaultSystemNamespace, "Control-plane namespace: class defaults and the revision's ConfigMaps.")
 	fs.BoolVar(&o.fromCluster, "from-cluster", false, "Start from the current cluster (--kubeconfig, or the usual kubeconfig): its GatewayClasses, Gateways, Namespaces, system-namespace ConfigMaps and referenced ConfigMaps, with the files' objects in place of theirs. Reads only.")
-	fs.StringVar(&o.namespace, "n", "", "With --from-cluster: only the Gateways of this namespace.")
+	fs.StringVar(&o.namespace, "n", "", "Namespace of the files' objects that name none (default: default); with --from-cluster, also only the Gateways of this namespace are read.")
 	if kubeconfig := flag.CommandLine.Lookup("kubeconfig"); kubeconfig != nil {
 		fs.Var(kubeconfig.Value, kubeconfig.Name, kubeconfig.Usage)
 	}
@@ -138,7 +138,11 @@ func (o *offline) parse(fs *flag.FlagSet, args []string) ([]string, error) {
 // inputs are the objects the commands judge: the files', over the cluster's with
 // --from-cluster.
 func (o *offline) inputs(files []string, stdin io.Reader) (*runtime.Scheme, []client.Object, error) {
-	scheme, objects, err := manifests(files, stdin)
+	defaultNamespace := "default"
+	if o.namespace != "" {
+		defaultNamespace = o.namespace // as kubectl apply -n would place them
+	}
+	scheme, objects, err := manifests(files, stdin, defaultNamespace)
 	if err != nil || !o.fromCluster {
 		return scheme, objects, err
 	}
@@ -150,9 +154,9 @@ func (o *offline) inputs(files []string, stdin io.Reader) (*runtime.Scheme, []cl
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to the cluster: %w", err)
 	}
-	live, err := controllers.ClusterInputs(context.Background(), reader, o.opts, o.namespace)
+	world, err := controllers.ClusterInputs(context.Background(), reader, scheme, o.opts, o.namespace, objects)
 	if err != nil {
 		return nil, nil, err
 	}
-	return scheme, controllers.Overlay(scheme, live, objects), nil
+	return scheme, world, nil
 }

@@ -229,8 +229,28 @@ func TestChartNamesARevisionsObjectsConsistently(t *testing.T) {
 		t.Errorf("the certificate Role names %s, the manager writes %s", names, args["--webhook-cert-secret"])
 	}
 	// The default release's names are the manager's own defaults, so that a binary run by
-	// hand against a chart install needs no flags.
+	// hand against a chart install needs no flags; and its selectors must not reach the
+	// revision's pods, whose webhook server has another CA.
 	defaults := tl.template(t)
+	revisionPods := podLabels(t, rendered)
+	for key, obj := range defaults {
+		var selector map[string]any
+		switch obj["kind"] {
+		case "Service":
+			selector, _ = obj["spec"].(map[string]any)["selector"].(map[string]any)
+		case "Deployment", "PodDisruptionBudget":
+			selector, _ = obj["spec"].(map[string]any)["selector"].(map[string]any)["matchLabels"].(map[string]any)
+		default:
+			continue
+		}
+		matches := len(selector) > 0
+		for k, v := range selector {
+			matches = matches && revisionPods[k] == v
+		}
+		if matches {
+			t.Errorf("%s of the default release selects the pods of revision %s (%v)", key, rev, selector)
+		}
+	}
 	for _, key := range []string{
 		"Secret " + v1alpha1.DefaultSystemNamespace + "/" + controllers.DefaultWebhookSecret,
 		"ValidatingWebhookConfiguration <nil>/" + controllers.DefaultWebhookConfiguration,
@@ -258,4 +278,16 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 			t.Errorf("--set %s refused without naming %s: %v", set, want, err)
 		}
 	}
+}
+
+// podLabels are the pod template labels of the one Deployment rendered.
+func podLabels(t *testing.T, rendered map[string]map[string]any) map[string]any {
+	t.Helper()
+	for _, obj := range rendered {
+		if obj["kind"] == "Deployment" {
+			return obj["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["labels"].(map[string]any)
+		}
+	}
+	t.Fatal("no Deployment rendered")
+	return nil
 }

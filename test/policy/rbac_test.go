@@ -125,7 +125,7 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 // Role (the operator's namespace only), read and write that one Secret by name, and create
 // (which RBAC cannot restrict by name) to recreate it when deleted.
 func isWebhookSecretRule(role roleDoc, rule rbacv1.PolicyRule) bool {
-	if role.Kind != "Role" {
+	if role.Kind != "Role" || role.Metadata["name"] != "webhook-cert-role" {
 		return false
 	}
 	if slices.Equal(rule.ResourceNames, []string{webhookSecret}) {

@@ -16,12 +16,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- end }}
 
-{{/* The pods of this release: a revision's release selects only its own. */}}
+{{/* The pods of this release, and only them: the default release's selector must not match
+a revision's pods, or its webhook Service would send calls to a server with another CA. */}}
 {{- define "igo.selectorLabels" -}}
-control-plane: controller-manager
-{{- with .Values.revision }}
-gateway.istio.io/operator-revision: {{ . }}
-{{- end }}
+control-plane: controller-manager{{ with .Values.revision }}-{{ . }}{{ end }}
 {{- end }}
 
 {{/* The names the manager's flags and the RBAC resourceNames share. */}}
