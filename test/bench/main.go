@@ -59,6 +59,10 @@ type config struct {
 	out           string
 	logDir        string
 	policy        bool
+	floorUnits    int
+	probes        bool
+	probeInterval time.Duration
+	restart       bool
 }
 
 // benchPolicy is a class policy that binds every Gateway-level ConfigMap of the workload:
@@ -87,6 +91,10 @@ func main() {
 	flag.StringVar(&cfg.manager, "manager", "bin/manager", "The operator binary.")
 	flag.StringVar(&cfg.out, "out", "bin/bench/results.md", "Where to write the Markdown results.")
 	flag.BoolVar(&cfg.policy, "policy", false, "Put a class policy in force that lowers every Gateway-level HPA maximum (benchPolicy).")
+	flag.IntVar(&cfg.floorUnits, "floor-units", 300, "Gateways' worth of writes the benchmark's own clients send, before the operator starts, to measure the API server's raw write rate; 0 skips.")
+	flag.BoolVar(&cfg.probes, "probes", false, "Fairness: during the main run's burst, create a probe Gateway in another namespace every -probe-interval and time each to Programmed.")
+	flag.DurationVar(&cfg.probeInterval, "probe-interval", 2*time.Second, "Interval between probe Gateways (-probes).")
+	flag.BoolVar(&cfg.restart, "restart", false, "After the main run: restart the operator, then a failover from a killed leader to a standby; writes, time until every Gateway is checked, peak memory.")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -125,6 +133,24 @@ func main() {
 		fail(err)
 	}
 	fmt.Printf("\nWrote %s\n", cfg.out)
+}
+
+// benchProxyImage is the proxy image the benchmark's Gateways render with (no revision is
+// installed on its control plane).
+const benchProxyImage = "docker.io/istio/proxyv2:1.26.3"
+
+// benchGateway is the workload's Gateway: two HTTP listeners, of class istio.
+func benchGateway(namespace, name string) *gatewayv1.Gateway {
+	return &gatewayv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: gatewayv1.GatewaySpec{
+			GatewayClassName: "istio",
+			Listeners: []gatewayv1.Listener{
+				{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType},
+				{Name: "http-alt", Port: 8080, Protocol: gatewayv1.HTTPProtocolType},
+			},
+		},
+	}
 }
 
 func fail(err error) {
@@ -176,6 +202,20 @@ type result struct {
 	heapBefore      float64
 	heapAfter       float64
 	unrelated       int
+	// rawRate is the API server's write rate with no operator running (writes/s).
+	rawRate  float64
+	probes   []time.Duration
+	restart  *takeover
+	failover *takeover
+}
+
+// floor is the time N Gateways' writes take at the raw write rate, and ratio the
+// convergence time over it.
+func (r *result) floor() time.Duration {
+	if r.rawRate == 0 {
+		return 0
+	}
+	return time.Duration(float64(writesPerGateway*r.n) / r.rawRate * float64(time.Second))
 }
 
 func (r *result) writesPerGateway() float64 {
@@ -185,8 +225,12 @@ func (r *result) writesPerGateway() float64 {
 			total += v
 		}
 	}
-	return total / float64(r.n)
+	return total / float64(r.gateways())
 }
+
+// gateways is how many Gateways the convergence's requests served: the burst's and the
+// probes'.
+func (r *result) gateways() int { return r.n + len(r.probes) }
 
 func (r *result) requestsPerGateway() float64 {
 	var total float64
@@ -195,7 +239,7 @@ func (r *result) requestsPerGateway() float64 {
 			total += v
 		}
 	}
-	return total / float64(r.n)
+	return total / float64(r.gateways())
 }
 
 func isWriteKey(k string) bool {
@@ -258,7 +302,15 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 		return nil, err
 	}
 
-	op, err := startOperator(cfg, cluster, n)
+	res := &result{n: n}
+	if cfg.floorUnits > 0 {
+		if res.rawRate, err = rawWriteRate(ctx, c, classCM, cfg.clients, cfg.floorUnits); err != nil {
+			return nil, fmt.Errorf("measuring the raw write rate: %w", err)
+		}
+		fmt.Printf("raw write rate: %.0f writes/s (%d Gateways' writes from %d clients, no operator); floor for N=%d: %.1f s\n",
+			res.rawRate, cfg.floorUnits, cfg.clients, n, res.floor().Seconds())
+	}
+	op, err := startOperator(cfg, cluster, fmt.Sprint(n), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -272,7 +324,6 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("waiting for the operator to accept the GatewayClass: %w", err)
 	}
-	res := &result{n: n}
 	before, err := op.scrape()
 	if err != nil {
 		return nil, err
@@ -282,19 +333,16 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 		return nil, err
 	}
 
+	var probe *probes
+	if cfg.probes && isMain {
+		if probe, err = startProbes(ctx, c, cfg.probeInterval); err != nil {
+			return nil, err
+		}
+	}
 	fmt.Printf("creating %d Gateways (%d with a parametersRef) with %d clients\n", n, withParams, cfg.clients)
 	start := time.Now()
 	if err := parallel(cfg.clients, n, func(i int) error {
-		gw := &gatewayv1.Gateway{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("gw-%04d", i), Namespace: namespaces[1+i%cfg.namespaces]},
-			Spec: gatewayv1.GatewaySpec{
-				GatewayClassName: "istio",
-				Listeners: []gatewayv1.Listener{
-					{Name: "http", Port: 80, Protocol: gatewayv1.HTTPProtocolType},
-					{Name: "http-alt", Port: 8080, Protocol: gatewayv1.HTTPProtocolType},
-				},
-			},
-		}
+		gw := benchGateway(namespaces[1+i%cfg.namespaces], fmt.Sprintf("gw-%04d", i))
 		if i < withParams {
 			gw.Spec.Infrastructure = &gatewayv1.GatewayInfrastructure{ParametersRef: &gatewayv1.LocalParametersReference{Kind: "ConfigMap", Name: fmt.Sprintf("gw-%04d-options", i)}}
 		}
@@ -302,11 +350,20 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 	}); err != nil {
 		return nil, err
 	}
-	if err := waitFor(10*time.Minute, func() (bool, error) { return converged(ctx, c, n) }); err != nil {
+	if err := waitFor(30*time.Minute, func() (bool, error) { return converged(ctx, c, n) }); err != nil {
 		return nil, fmt.Errorf("waiting for convergence: %w", err)
 	}
 	res.converge = time.Since(start)
 	fmt.Printf("all %d Programmed with their resources after %s\n", n, res.converge.Round(100*time.Millisecond))
+	if res.rawRate > 0 {
+		fmt.Printf("%.2fx the raw write floor\n", res.converge.Seconds()/res.floor().Seconds())
+	}
+	if probe != nil {
+		if res.probes, err = probe.finish(); err != nil {
+			return nil, fmt.Errorf("probes: %w", err)
+		}
+		fmt.Printf("%d probes during the burst: p50 %s, p99 %s\n", len(res.probes), percentile(res.probes, 0.5).Round(10*time.Millisecond), percentile(res.probes, 0.99).Round(10*time.Millisecond))
+	}
 	lastWrite, err := op.waitForQuiet(5 * time.Second)
 	if err != nil {
 		return nil, err
@@ -324,7 +381,7 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 		return nil, err
 	}
 	res.cpu, res.peakRSS = cpuAfter-cpuBefore, hwm
-	if err := saveHeapProfile(filepath.Join(cfg.logDir, fmt.Sprintf("heap-%d.pprof", n))); err != nil {
+	if err := op.saveHeapProfile(filepath.Join(cfg.logDir, fmt.Sprintf("heap-%d.pprof", n))); err != nil {
 		return nil, err
 	}
 
@@ -399,6 +456,22 @@ func run(cfg config, n int, isMain bool) (*result, error) {
 			return nil, err
 		}
 	}
+	if isMain && cfg.restart {
+		// Every Gateway the operator serves (the probes' too) is checked after a start.
+		total := n + len(res.probes)
+		next, restart, err := measureRestart(cfg, cluster, op, total)
+		if err != nil {
+			return nil, fmt.Errorf("restart: %w", err)
+		}
+		res.restart = &restart
+		fmt.Printf("restart: %s\n", restart)
+		failover, err := measureFailover(cfg, cluster, next, total)
+		if err != nil {
+			return nil, fmt.Errorf("failover: %w", err)
+		}
+		res.failover = &failover
+		fmt.Printf("failover: %s\n", failover)
+	}
 	return res, nil
 }
 
@@ -441,7 +514,7 @@ func unrelatedObjects(ctx context.Context, c client.Client, cfg config, op *oper
 // liveMemory forces a GC in the operator (through its heap profile, which it saves) and
 // returns its resident set and the Go heap in use right after, in MiB.
 func (o *operator) liveMemory(profile string) (rss, heap float64, err error) {
-	if err := saveHeapProfile(profile); err != nil {
+	if err := o.saveHeapProfile(profile); err != nil {
 		return 0, 0, err
 	}
 	metrics, err := o.scrape()
@@ -452,13 +525,10 @@ func (o *operator) liveMemory(profile string) (rss, heap float64, err error) {
 	return rss, gauge(metrics, "go_memstats_heap_inuse_bytes") / (1 << 20), err
 }
 
-// pprofAddr serves the operator's pprof endpoints during the benchmark.
-const pprofAddr = "127.0.0.1:18382"
-
 // saveHeapProfile keeps the operator's live heap (after a GC) at convergence, for
 // `go tool pprof -top bin/manager bin/bench/heap-<N>.pprof`.
-func saveHeapProfile(path string) error {
-	resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/heap?gc=1")
+func (o *operator) saveHeapProfile(path string) error {
+	resp, err := http.Get("http://" + o.pprofAddr + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		return fmt.Errorf("reading the heap profile: %w", err)
 	}
@@ -476,36 +546,42 @@ func saveHeapProfile(path string) error {
 type operator struct {
 	cmd        *exec.Cmd
 	metricsURL string
+	pprofAddr  string
 	done       chan struct{}
 }
 
-func startOperator(cfg config, cluster *localcluster.Cluster, n int) (*operator, error) {
+// startOperator runs bin/manager with its log in manager-<name>.log; slot gives each of
+// several operators at once their own ports.
+func startOperator(cfg config, cluster *localcluster.Cluster, name string, slot int, extra ...string) (*operator, error) {
 	kubeconfig := filepath.Join(cfg.logDir, "kubeconfig")
 	if err := cluster.WriteKubeconfig(kubeconfig); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(filepath.Join(cfg.logDir, fmt.Sprintf("manager-%d.log", n)))
+	logFile, err := os.Create(filepath.Join(cfg.logDir, "manager-"+name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	const metricsAddr = "127.0.0.1:18380"
-	cmd := exec.Command(cfg.manager,
-		"--kubeconfig="+kubeconfig,
-		"--metrics-bind-address="+metricsAddr,
-		"--health-probe-bind-address=127.0.0.1:18381",
-		"--pprof-bind-address="+pprofAddr,
+	port := 18380 + 10*slot
+	metricsAddr := fmt.Sprintf("127.0.0.1:%d", port)
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", port+2)
+	args := append([]string{
+		"--kubeconfig=" + kubeconfig,
+		"--metrics-bind-address=" + metricsAddr,
+		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", port+1),
+		"--pprof-bind-address=" + pprofAddr,
 		"--enable-webhooks=false",
 		"--status-mode=standalone",
 		// No revision is installed here: the image the benchmark's proxies would run.
-		"--proxy-image=docker.io/istio/proxyv2:1.26.3",
+		"--proxy-image=" + benchProxyImage,
 		"--zap-log-level=error",
-	)
+	}, extra...)
+	cmd := exec.Command(cfg.manager, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", cfg.manager, err)
 	}
-	op := &operator{cmd: cmd, metricsURL: "http://" + metricsAddr + "/metrics", done: make(chan struct{})}
+	op := &operator{cmd: cmd, metricsURL: "http://" + metricsAddr + "/metrics", pprofAddr: pprofAddr, done: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(op.done); logFile.Close() }()
 	if err := waitFor(time.Minute, func() (bool, error) {
 		select {
@@ -614,7 +690,7 @@ func converged(ctx context.Context, c client.Client, n int) (bool, error) {
 	}
 	programmed := 0
 	for _, gw := range gateways.Items {
-		if meta.IsStatusConditionTrue(gw.Status.Conditions, "Programmed") {
+		if isWorkload(gw.Namespace) && meta.IsStatusConditionTrue(gw.Status.Conditions, "Programmed") {
 			programmed++
 		}
 	}
@@ -631,11 +707,22 @@ func converged(ctx context.Context, c client.Client, n int) (bool, error) {
 		if err := c.List(ctx, list, client.MatchingLabels{v1alpha1.ManagedLabel: v1alpha1.ManagedLabelValue}); err != nil {
 			return false, err
 		}
-		if len(list.Items) < n {
+		workload := 0
+		for _, item := range list.Items {
+			if isWorkload(item.Namespace) {
+				workload++
+			}
+		}
+		if workload < n {
 			return false, nil
 		}
 	}
 	return true, nil
+}
+
+// isWorkload tells the burst's namespaces from the probes' and the write floor's.
+func isWorkload(namespace string) bool {
+	return strings.HasPrefix(namespace, "bench-") && namespace != floorNamespace
 }
 
 func hpasAt(ctx context.Context, c client.Client, maxReplicas int32, want int) (bool, error) {
@@ -816,15 +903,33 @@ func markdown(cfg config, results []*result) string {
 		host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), "v3.7.3", localcluster.K8sVersion)
 	fmt.Fprintf(&b, "Workload: N Gateways with 2 HTTP listeners (80, 8080) over %d namespaces, created by %d parallel clients; %.0f%% with a parametersRef ConfigMap; class ConfigMap with `service: {spec: {type: ClusterIP}}`, HPA 2/5, PDB 1%s. Five objects per Gateway (ServiceAccount, Deployment, Service, HPA, PDB).\n\n",
 		cfg.namespaces, cfg.clients, cfg.paramFraction*100, policyNote(cfg.policy))
-	b.WriteString("| N | all Programmed | Gateways/s | writes stop | writes/Gateway | requests/Gateway | steady-state object writes (window, reconciles) | class change (HPA max 5 -> 7) | its writes | reconcile p50 / p99 | peak RSS | CPU |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| N | all Programmed | raw write rate (floor) | ratio to the floor | Gateways/s | writes stop | writes/Gateway | requests/Gateway | steady-state object writes (window, reconciles) | class change (HPA max 5 -> 7) | its writes | reconcile p50 / p99 | peak RSS | CPU |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
-		fmt.Fprintf(&b, "| %d | %.1f s | %.0f | %.1f s | %.2f | %.2f | %.0f (%s, %.0f) | %.1f s | %.0f | %s / %s | %.0f MiB | %.1f s |\n",
-			r.n, r.converge.Seconds(), float64(r.n)/r.converge.Seconds(), r.writesStop.Seconds(), r.writesPerGateway(), r.requestsPerGateway(),
+		floor, ratio := "not measured", "-"
+		if r.rawRate > 0 {
+			floor = fmt.Sprintf("%.0f/s (%.1f s)", r.rawRate, r.floor().Seconds())
+			ratio = fmt.Sprintf("%.2fx", r.converge.Seconds()/r.floor().Seconds())
+		}
+		fmt.Fprintf(&b, "| %d | %.1f s | %s | %s | %.0f | %.1f s | %.2f | %.2f | %.0f (%s, %.0f) | %.1f s | %.0f | %s / %s | %.0f MiB | %.1f s |\n",
+			r.n, r.converge.Seconds(), floor, ratio, float64(r.n)/r.converge.Seconds(), r.writesStop.Seconds(), r.writesPerGateway(), r.requestsPerGateway(),
 			r.idleObjectWrite, r.idle, r.idleReconciles, r.classChange.Seconds(), r.classWrites,
 			r.p50.Round(100*time.Microsecond), r.p99.Round(100*time.Microsecond), r.peakRSS, r.cpu)
 	}
 	main := results[len(results)-1]
+	if main.rawRate > 0 {
+		fmt.Fprintf(&b, "\nRaw write rate: the benchmark's %d clients sent %d Gateways' writes (the five apply bodies `manager render` prints and a status apply each) to the same API server before the operator started; the floor is %d writes per Gateway at that rate.\n",
+			cfg.clients, cfg.floorUnits, writesPerGateway)
+	}
+	if len(main.probes) > 0 {
+		fmt.Fprintf(&b, "\nFairness: %d probe Gateways, one every %s in namespace %s while the N=%d burst converged; creation to Programmed (polled every 100 ms): p50 %s, p99 %s, max %s.\n",
+			len(main.probes), cfg.probeInterval, probeNamespace, main.n, percentile(main.probes, 0.5).Round(10*time.Millisecond),
+			percentile(main.probes, 0.99).Round(10*time.Millisecond), main.probes[len(main.probes)-1].Round(10*time.Millisecond))
+	}
+	if main.restart != nil {
+		fmt.Fprintf(&b, "\nRestart over N=%d converged Gateways: %s. Failover (two operators with leader election; the leader killed with SIGKILL, so the standby waits out the Lease): %s. \"Checked\" is the Gateway reconciler having run once per Gateway; writes exclude Leases and Events.\n",
+			main.n, main.restart, main.failover)
+	}
 	fmt.Fprintf(&b, "\nRequests by verb and resource during the convergence of N=%d (client side, from `istio_gateway_operator_api_requests_total`):\n\n", main.n)
 	b.WriteString("| request | count | per Gateway |\n|---|---|---|\n")
 	keys := make([]string, 0, len(main.requests))
@@ -833,7 +938,7 @@ func markdown(cfg config, results []*result) string {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(&b, "| %s | %.0f | %.2f |\n", k, main.requests[k], main.requests[k]/float64(main.n))
+		fmt.Fprintf(&b, "| %s | %.0f | %.2f |\n", k, main.requests[k], main.requests[k]/float64(main.gateways()))
 	}
 	fmt.Fprintf(&b, "\nLease heartbeats in the steady-state window of N=%d: %.0f writes (the revision Lease, renewed every 20 s; not object writes).\n", main.n, main.idleLeaseWrites)
 	if main.unrelated > 0 {
