@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -98,12 +99,22 @@ func (r *GatewayReconciler) apply(ctx context.Context, gw *gatewayv1.Gateway, de
 // not create counts as absent, and as a conflict when it is desired.
 func (r *GatewayReconciler) liveObjects(ctx context.Context, gw *gatewayv1.Gateway, name types.NamespacedName, objects []desiredObject) ([]client.Object, []string, error) {
 	live := make([]client.Object, len(objects))
+	// Read at once: for a new Gateway each kind's cache miss is confirmed with a live read,
+	// and one round trip instead of five keeps its first reconcile short under load.
+	var reads errgroup.Group
+	for i, d := range objects {
+		reads.Go(func() error {
+			obj, err := r.current(ctx, d.kind, name)
+			live[i] = obj
+			return err
+		})
+	}
+	if err := reads.Wait(); err != nil {
+		return nil, nil, err
+	}
 	var conflicts []string
 	for i, d := range objects {
-		obj, err := r.current(ctx, d.kind, name)
-		if err != nil {
-			return nil, nil, err
-		}
+		obj := live[i]
 		if obj != nil && !generatedFor(obj, gw) {
 			if d.object != nil {
 				conflicts = append(conflicts, fmt.Sprintf("%s %s", d.kind.name, name))

@@ -200,7 +200,8 @@ func (r *GatewayReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("gateway").
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		// One team's burst must not hold another team's Gateway back (namespaceFairQueue).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, NewQueue: newNamespaceFairQueue}).
 		For(&gatewayv1.Gateway{}, builder.WithPredicates(gatewayChanged))
 	for _, kind := range generatedKinds {
 		watched := specChanged

@@ -142,3 +142,17 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	}
 	return sorted[rank]
 }
+
+// inOrder lists the latencies in the order the probes were created, for the log.
+func (p *probes) inOrder() []time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]time.Duration, 0, len(p.took))
+	for i := 0; ; i++ {
+		d, ok := p.took[fmt.Sprintf("probe-%03d", i)]
+		if !ok {
+			return out
+		}
+		out = append(out, d.Round(10*time.Millisecond))
+	}
+}
