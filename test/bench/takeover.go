@@ -128,4 +128,3 @@ func (o *operator) takeOver(n int, since time.Time) (takeover, error) {
 	_, _, t.peakRSS, err = o.procStats()
 	return t, err
 }
-
