@@ -127,6 +127,14 @@ codesize: ## Print the non-test lines and the longest function of controllers/ a
 bench: build k8s-assets ## Measure convergence, requests, steady state, class change and memory for N=$(CURVE),$(N); writes bin/bench/results.md.
 	$(GO) run ./test/bench -n $(CURVE),$(N) -manager $(BIN)/manager -out $(BIN)/bench/results.md $(BENCH_ARGS)
 
+.PHONY: bench-fairness
+bench-fairness: build k8s-assets ## Time probe Gateways in another namespace during a 1,000-Gateway burst (about 3 minutes); writes bin/bench/fairness.md.
+	$(GO) run ./test/bench -n 1000 -probes -idle 10s -unrelated 0 -manager $(BIN)/manager -out $(BIN)/bench/fairness.md $(BENCH_ARGS)
+
+.PHONY: bench-scale
+bench-scale: build k8s-assets ## N=10,000 over 200 namespaces, then a restart and a failover (about 20 minutes); writes bin/bench/scale.md.
+	$(GO) run ./test/bench -n 10000 -namespaces 200 -restart -idle 30s -unrelated 0 -manager $(BIN)/manager -out $(BIN)/bench/scale.md $(BENCH_ARGS)
+
 FUZZTIME ?= 1m
 FUZZ_TARGETS := ./pkg/customize:FuzzFilterNeverKeepsAnOffListPath ./pkg/customize:FuzzValidatorAgreesWithFilter \
 	./pkg/customize:FuzzParseIsDeterministic ./pkg/customize:FuzzPolicyNeverAppliesAForbiddenValue \
