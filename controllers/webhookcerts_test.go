@@ -165,9 +165,13 @@ var _ = Describe("The self-managed webhook certificate", Ordered, func() {
 	})
 
 	It("is issued on a first start with no Secret, and readiness waits until the API server trusts it", func() {
-		err := admitThroughAPIServer()
-		Expect(err).To(HaveOccurred(), "the API server admitted a Gateway before any certificate existed: the spec's webhook does not apply")
-		Expect(err.Error()).To(ContainSubstring("failed calling webhook"))
+		// Once the API server has seen the new webhook configuration (its own cache lags a
+		// create by a moment), it calls the webhook and cannot trust it yet.
+		Eventually(func(g Gomega) {
+			err := admitThroughAPIServer()
+			g.Expect(err).To(HaveOccurred(), "the API server admitted a Gateway before any certificate existed")
+			g.Expect(err.Error()).To(ContainSubstring("failed calling webhook"))
+		}).Should(Succeed())
 		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Namespace: certNamespace, Name: certSecret}, &corev1.Secret{}))).To(BeTrue())
 
 		first = startCertReplica(port, nil)
@@ -177,7 +181,8 @@ var _ = Describe("The self-managed webhook certificate", Ordered, func() {
 		secret := webhookSecret(Default)
 		Expect(injectedCA(Default)).To(Equal(secret.Data["ca.crt"]))
 		Expect(servedCertificate(Default, port, secret.Data["ca.crt"]).Raw).To(Equal(certificateDER(Default, secret.Data["tls.crt"])))
-		Expect(admitThroughAPIServer()).To(Succeed())
+		// The API server sees the injected caBundle a moment after it is written.
+		Eventually(admitThroughAPIServer).Should(Succeed())
 	})
 
 	It("serves the same pair from a second replica, and both agree on one CA", func() {
@@ -203,7 +208,8 @@ var _ = Describe("The self-managed webhook certificate", Ordered, func() {
 			g.Expect(injectedCA(g)).To(Equal(after.Data["ca.crt"]))
 			g.Expect(servedCertificate(g, port, after.Data["ca.crt"]).Raw).To(Equal(certificateDER(g, after.Data["tls.crt"])))
 		}).Should(Succeed())
-		Expect(admitThroughAPIServer()).To(Succeed())
+		// A new CA: for a moment the API server may still hold the old bundle (README).
+		Eventually(admitThroughAPIServer).Should(Succeed())
 	})
 
 	It("replaces the serving certificate before it expires, keeping the CA and admitting throughout", func() {
@@ -221,7 +227,9 @@ var _ = Describe("The self-managed webhook certificate", Ordered, func() {
 			served = servedCertificate(g, port, ca)
 			g.Expect(time.Until(served.NotAfter)).To(BeNumerically("<", 41*time.Second))
 		}).Should(Succeed())
-		// Over more than one renewal, every request the API server sends is served.
+		// The new CA reaches the API server's view first; then, over more than one renewal
+		// under that CA, every request it sends is served.
+		Eventually(admitThroughAPIServer).Should(Succeed())
 		Consistently(admitThroughAPIServer, 8*time.Second, 500*time.Millisecond).Should(Succeed())
 		next := servedCertificate(Default, port, ca)
 		Expect(next.NotAfter).To(BeTemporally(">", served.NotAfter), "no renewal in 8 s")
