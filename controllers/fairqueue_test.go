@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
@@ -17,16 +18,11 @@ func request(namespace, name string) reconcile.Request {
 	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: namespace, Name: name}}
 }
 
-// drain takes n requests in the order the queue hands them out, once all n are queued.
+// drain takes n requests in the order the queue hands them out, once all n are queued
+// (the priority queue takes additions asynchronously).
 func drain(t *testing.T, q workqueue.TypedRateLimitingInterface[reconcile.Request], n int) []string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for q.Len() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d requests queued, want %d", q.Len(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	NewWithT(t).Eventually(q.Len).WithTimeout(5 * time.Second).WithPolling(time.Millisecond).Should(Equal(n))
 	var order []string
 	for range n {
 		req, _ := q.Get()
