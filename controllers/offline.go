@@ -240,7 +240,7 @@ func ClusterInputs(ctx context.Context, reader client.Reader, scheme *runtime.Sc
 	for i := range namespaces.Items {
 		live = append(live, &namespaces.Items[i])
 	}
-	world := Overlay(scheme, live, changes)
+	world := overlay(scheme, live, changes)
 	held := map[types.NamespacedName]bool{}
 	var refs []sources.Ref
 	for _, o := range world {
@@ -274,9 +274,9 @@ func ClusterInputs(ctx context.Context, reader client.Reader, scheme *runtime.Sc
 	return world, nil
 }
 
-// Overlay is base with every object of changes in place of the base object of the same
+// overlay is base with every object of changes in place of the base object of the same
 // kind, namespace and name, and the others added: the cluster as a change would leave it.
-func Overlay(scheme *runtime.Scheme, base, changes []client.Object) []client.Object {
+func overlay(scheme *runtime.Scheme, base, changes []client.Object) []client.Object {
 	changed := map[string]bool{}
 	for _, o := range changes {
 		changed[describeObject(scheme, o)] = true

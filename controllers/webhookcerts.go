@@ -244,7 +244,7 @@ func (k *certificateKeeper) Reconcile(ctx context.Context, req reconcile.Request
 	secret := &corev1.Secret{}
 	err := k.reader.Get(ctx, k.key, secret)
 	if apierrors.IsNotFound(err) {
-		return reconcile.Result{}, ensureSecret(ctx, k.reader, k.writer, k.key)
+		return reconcile.Result{}, createEmptySecret(ctx, k.writer, k.key)
 	}
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("reading the webhook certificate Secret %s: %w", k.key, err)
@@ -310,6 +310,12 @@ func ensureSecret(ctx context.Context, reader client.Reader, writer client.Write
 	if !apierrors.IsNotFound(err) {
 		return fmt.Errorf("reading the webhook certificate Secret %s: %w", key, err)
 	}
+	return createEmptySecret(ctx, writer, key)
+}
+
+// createEmptySecret creates the webhook certificate Secret with no data; one already
+// there (another replica's) is fine.
+func createEmptySecret(ctx context.Context, writer client.Writer, key types.NamespacedName) error {
 	empty := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: map[string]string{"app.kubernetes.io/name": "istio-gateway-operator"}},
 		Type:       corev1.SecretTypeOpaque,

@@ -679,12 +679,7 @@ func (o *operator) waitForQuiet(quiet time.Duration) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, err
 		}
-		var writes float64
-		for k, v := range counters(m, "istio_gateway_operator_api_requests_total", "verb", "resource") {
-			if isWriteKey(k) && !strings.HasSuffix(k, " leases") && !strings.HasSuffix(k, " events") {
-				writes += v
-			}
-		}
+		writes := objectWrites(m)
 		if writes != previous {
 			previous, last = writes, time.Now()
 		} else if time.Since(last) >= quiet {
@@ -732,6 +727,18 @@ func watchedCache(ctx context.Context, cfg *rest.Config, scheme *k8sruntime.Sche
 		return nil, errors.New("the benchmark's cache did not sync")
 	}
 	return c, nil
+}
+
+// objectWrites are the operator's writes so far, Lease heartbeats and Events left out:
+// the writes to objects and status.
+func objectWrites(families map[string]*dto.MetricFamily) float64 {
+	var writes float64
+	for k, v := range counters(families, "istio_gateway_operator_api_requests_total", "verb", "resource") {
+		if isWriteKey(k) && !strings.HasSuffix(k, " leases") && !strings.HasSuffix(k, " events") {
+			writes += v
+		}
+	}
+	return writes
 }
 
 func converged(ctx context.Context, c client.Reader, n int) (bool, error) {

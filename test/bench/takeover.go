@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 	"syscall"
 	"time"
 
@@ -120,11 +119,7 @@ func (o *operator) takeOver(n int, since time.Time) (takeover, error) {
 	if err != nil {
 		return t, err
 	}
-	for k, v := range counters(m, "istio_gateway_operator_api_requests_total", "verb", "resource") {
-		if isWriteKey(k) && !strings.HasSuffix(k, " leases") && !strings.HasSuffix(k, " events") {
-			t.writes += v
-		}
-	}
+	t.writes = objectWrites(m)
 	_, _, t.peakRSS, err = o.procStats()
 	return t, err
 }
